@@ -1,0 +1,62 @@
+//! The one encoding every byte-oriented store uses for session data, so a
+//! record written by one store reads back the same in another.
+//!
+//! Stores that keep the expiry in a column of its own encode only the
+//! [`Data`] ([`encode_data`]/[`decode_data`]); stores that keep one value per
+//! session encode the whole [`Record`] ([`encode_record`]/[`decode_record`]).
+//!
+//! The format is JSON (`serde_json`, with exact float round trips). It was
+//! chosen by the `codec` criterion bench in `bench/`: see the README for the
+//! figures against MessagePack.
+
+use crate::{Data, Error, Record, Result};
+
+/// Encodes session data.
+pub fn encode_data(data: &Data) -> Result<Vec<u8>> {
+    serde_json::to_vec(data).map_err(Error::encode)
+}
+
+/// Decodes session data written by [`encode_data`].
+pub fn decode_data(bytes: &[u8]) -> Result<Data> {
+    serde_json::from_slice(bytes).map_err(Error::decode)
+}
+
+/// Encodes a whole record (id, data and expiry date).
+pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(Error::encode)
+}
+
+/// Decodes a record written by [`encode_record`].
+pub fn decode_record(bytes: &[u8]) -> Result<Record> {
+    serde_json::from_slice(bytes).map_err(Error::decode)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::{macros::datetime, OffsetDateTime};
+
+    use super::*;
+
+    #[test]
+    fn record_round_trips_exactly() {
+        let mut record = Record::new(datetime!(2031-02-03 04:05:06.123456 +05:30));
+        record
+            .data
+            .insert("ünï".into(), json!({"f": 0.1 + 0.2, "n": null}));
+        record
+            .data
+            .insert("big".into(), json!([u64::MAX, i64::MIN]));
+        let bytes = encode_record(&record).unwrap();
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+        let data = encode_data(&record.data).unwrap();
+        assert_eq!(decode_data(&data).unwrap(), record.data);
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        assert!(decode_record(b"\xff\x00garbage").unwrap_err().is_decode());
+        assert!(decode_data(b"[1,2]").unwrap_err().is_decode());
+        let _ = OffsetDateTime::now_utc();
+    }
+}
