@@ -1,1 +1,199 @@
-//! x
+//! The one way every store benchmark in this workspace drives a store, so
+//! ours, the raw driver (the floor) and the tower-sessions peer do the same
+//! work in the same run.
+//!
+//! A [`Target`] is anything that can load, save, create and delete a session
+//! picked by a number. [`bench_target`] runs the four workloads (`load`,
+//! `save`, `create`, `mixed`: 80% load, 15% save, 4% create, 1% delete) at 1
+//! and 64 concurrent tasks on a two-worker tokio runtime and reports the time
+//! per operation (criterion's throughput is operations per second over all
+//! tasks).
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use criterion::{BenchmarkGroup, Throughput};
+use serde_json::json;
+use session_core::{time::OffsetDateTime, Data, Id, Record};
+
+pub use criterion;
+
+/// The concurrency levels every store is measured at.
+pub const CONCURRENCY: [usize; 2] = [1, 64];
+
+/// The workloads every store is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Load an existing session.
+    Load,
+    /// Save (upsert) an existing session.
+    Save,
+    /// Create a new session.
+    Create,
+    /// 80% load, 15% save, 4% create, 1% delete.
+    Mixed,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 4] = [
+        Workload::Load,
+        Workload::Save,
+        Workload::Create,
+        Workload::Mixed,
+    ];
+
+    /// The name used in benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Load => "load",
+            Workload::Save => "save",
+            Workload::Create => "create",
+            Workload::Mixed => "mixed",
+        }
+    }
+}
+
+/// Something a benchmark drives: a store, a raw driver or a peer store,
+/// holding a population of sessions picked by `key % population`.
+pub trait Target: Send + Sync + 'static {
+    /// Loads the session picked by `key`.
+    fn load(&self, key: u64) -> impl Future<Output = ()> + Send;
+    /// Saves the session picked by `key` (an upsert).
+    fn save(&self, key: u64) -> impl Future<Output = ()> + Send;
+    /// Creates a new session.
+    fn create(&self) -> impl Future<Output = ()> + Send;
+    /// Deletes the session picked by `key`.
+    fn delete(&self, key: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// A realistic session's data: a user, a few flags, a small cart; about 300
+/// bytes of JSON.
+pub fn sample_data() -> Data {
+    let value = json!({
+        "user_id": 421_337,
+        "user_name": "ferris@example.com",
+        "roles": ["customer", "beta"],
+        "csrf": "c2Vzc2lvbi13b3Jrc3BhY2UtY3NyZi10b2tlbg",
+        "cart": [
+            {"sku": "CRAB-PLUSH-01", "qty": 2, "price": 19.99},
+            {"sku": "RUST-MUG-XL", "qty": 1, "price": 12.5}
+        ],
+        "last_seen": 1_763_769_600,
+        "flash": null
+    });
+    match value {
+        serde_json::Value::Object(map) => map.into_iter().collect(),
+        _ => Data::new(),
+    }
+}
+
+/// A record with [`sample_data`] expiring in a day.
+pub fn sample_record() -> Record {
+    let mut record = Record::new(OffsetDateTime::now_utc() + session_core::time::Duration::days(1));
+    record.data = sample_data();
+    record
+}
+
+/// `count` fresh ids, for a target's population.
+pub fn population(count: usize) -> Vec<Id> {
+    (0..count).map(|_| Id::default()).collect()
+}
+
+/// The runtime benchmarks run on: two workers, like the machine's two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build the benchmark runtime")
+}
+
+// A cheap per-task generator: the workload mix must not cost more than the
+// operations it picks.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+async fn run_op<T: Target>(target: &T, workload: Workload, state: &mut u64) {
+    let key = next(state);
+    match workload {
+        Workload::Load => target.load(key).await,
+        Workload::Save => target.save(key).await,
+        Workload::Create => target.create().await,
+        Workload::Mixed => match key % 100 {
+            0..=79 => target.load(key >> 8).await,
+            80..=94 => target.save(key >> 8).await,
+            95..=98 => target.create().await,
+            _ => target.delete(key >> 8).await,
+        },
+    }
+}
+
+/// Runs `ops` operations of `workload` spread over `tasks` tasks and returns
+/// the wall time they took together.
+pub async fn drive<T: Target>(
+    target: Arc<T>,
+    workload: Workload,
+    tasks: usize,
+    ops: u64,
+) -> Duration {
+    let tasks = tasks.max(1);
+    let per_task = ops / tasks as u64;
+    let extra = ops % tasks as u64;
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(tasks);
+    for task in 0..tasks {
+        let target = Arc::clone(&target);
+        let count = per_task + u64::from((task as u64) < extra);
+        handles.push(tokio::spawn(async move {
+            let mut state =
+                0x9E37_79B9_7F4A_7C15 ^ (task as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            for _ in 0..count {
+                run_op(&*target, workload, &mut state).await;
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("benchmark task panicked");
+    }
+    start.elapsed()
+}
+
+/// Measures `target` under `name` on every workload at every concurrency
+/// level, as `<workload>/<tasks>/<name>` in `group`.
+pub fn bench_target<T: Target>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    target: Arc<T>,
+) {
+    for workload in Workload::ALL {
+        bench_workload(group, runtime, name, Arc::clone(&target), workload);
+    }
+}
+
+/// Measures `target` under `name` on one workload at every concurrency level.
+pub fn bench_workload<T: Target>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    target: Arc<T>,
+    workload: Workload,
+) {
+    group.throughput(Throughput::Elements(1));
+    for tasks in CONCURRENCY {
+        let id = format!("{}/{tasks}/{name}", workload.name());
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(drive(Arc::clone(&target), workload, tasks, iters))
+            });
+        });
+    }
+}
