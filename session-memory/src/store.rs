@@ -108,7 +108,9 @@ impl SessionStore for MemoryStore {
 
     async fn save(&self, record: &Record) -> Result<()> {
         let copy = record.clone();
-        write(self.shard(&record.id)).insert(record.id, copy);
+        let replaced = write(self.shard(&record.id)).insert(record.id, copy);
+        // Drop the old version's data outside the lock.
+        drop(replaced);
         Ok(())
     }
 

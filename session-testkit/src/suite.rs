@@ -12,7 +12,7 @@ use session_core::{
     time::{Duration, OffsetDateTime, UtcOffset},
     Data, ExpiredDeletion, Id, Record, SessionStore,
 };
-use tokio::task::JoinSet;
+use tokio::{sync::Barrier, task::JoinSet};
 
 /// How a store removes expired records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,24 +134,30 @@ pub async fn create_never_overwrites_an_existing_id<S: SessionStore>(store: Arc<
     assert_eq!(must_load(&*store, &second.id).await, second);
 }
 
-/// Many tasks creating records that all start with the same (taken) id end
-/// with distinct ids, each holding its own data.
+/// Many tasks creating records that all start with the same free id end
+/// with distinct ids, each holding its own data: exactly one of them keeps the
+/// id. A create that checks and then inserts, instead of inserting if absent,
+/// lets two tasks both take the id.
 pub async fn concurrent_creates_with_one_id_get_distinct_ids<S: SessionStore>(store: Arc<S>) {
     const TASKS: usize = 32;
-    let mut taken = record_expiring_in(HOUR, json!({"task": "original"}));
-    must_create(&*store, &mut taken).await;
+    let shared = Id::default();
+    // Every task starts its create at the same moment, so a race in the
+    // store has the widest window to show.
+    let start = Arc::new(Barrier::new(TASKS));
 
     let mut tasks = JoinSet::new();
     for task in 0..TASKS {
         let store = Arc::clone(&store);
-        let id = taken.id;
+        let start = Arc::clone(&start);
         tasks.spawn(async move {
             let mut record = record_expiring_in(HOUR, json!({ "task": task }));
-            record.id = id;
+            record.id = shared;
+            start.wait().await;
             must_create(&*store, &mut record).await;
             record
         });
     }
+    let mut records = Vec::new();
     let mut ids = HashSet::new();
     while let Some(joined) = tasks.join_next().await {
         let record = joined.expect("create task panicked");
@@ -160,11 +166,16 @@ pub async fn concurrent_creates_with_one_id_get_distinct_ids<S: SessionStore>(st
             "two creates ended with the same id {}",
             record.id
         );
-        assert_eq!(must_load(&*store, &record.id).await, record);
+        records.push(record);
     }
-    assert!(!ids.contains(&taken.id), "a create took the existing id");
-    assert_eq!(ids.len(), TASKS);
-    assert_eq!(must_load(&*store, &taken.id).await, taken);
+    assert!(ids.contains(&shared), "no create kept the free id it asked for");
+    for record in &records {
+        assert_eq!(
+            must_load(&*store, &record.id).await,
+            *record,
+            "a concurrent create's record was overwritten"
+        );
+    }
 }
 
 /// `save` of a record that was never created inserts it.
