@@ -14,7 +14,7 @@ use session_testkit::{FaultyStore, Operation};
 async fn save_expired(store: &MemoryStore, count: usize) {
     for _ in 0..count {
         let record = Record::new(OffsetDateTime::now_utc() - TimeDuration::seconds(1));
-        store.save(&record).await.unwrap();
+        store.save(&record).await.expect("save an expired record");
     }
 }
 
