@@ -2,6 +2,9 @@
 //! store could use (JSON, what `session_core::codec` uses, against
 //! MessagePack).
 
+// The encoded sizes are part of the comparison.
+#![allow(clippy::print_stderr)]
+
 use bench::{criterion::Criterion, sample_data};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
 use serde_json::json;
@@ -12,9 +15,13 @@ fn ids(c: &mut Criterion) {
     let mut group = c.benchmark_group("id");
     group.bench_function("generate", |b| b.iter(|| black_box(Id::default())));
     let id = Id::default();
-    group.bench_function("display", |b| b.iter(|| black_box(black_box(id).to_string())));
+    group.bench_function("display", |b| {
+        b.iter(|| black_box(black_box(id).to_string()));
+    });
     let text = id.to_string();
-    group.bench_function("parse", |b| b.iter(|| black_box(black_box(&text).parse::<Id>())));
+    group.bench_function("parse", |b| {
+        b.iter(|| black_box(black_box(&text).parse::<Id>()));
+    });
     group.finish();
 }
 
@@ -35,17 +42,23 @@ fn codecs(c: &mut Criterion) {
         let msgpack_bytes = rmp_serde::to_vec(&data).expect("encode msgpack");
         group.throughput(Throughput::Bytes(json_bytes.len() as u64));
         group.bench_with_input(BenchmarkId::new("encode/json", size), &data, |b, data| {
-            b.iter(|| black_box(codec::encode_data(data)))
+            b.iter(|| black_box(codec::encode_data(data)));
         });
-        group.bench_with_input(BenchmarkId::new("encode/msgpack", size), &data, |b, data| {
-            b.iter(|| black_box(rmp_serde::to_vec(data)))
-        });
-        group.bench_with_input(BenchmarkId::new("decode/json", size), &json_bytes, |b, bytes| {
-            b.iter(|| black_box(codec::decode_data(bytes)))
-        });
-        group.bench_with_input(BenchmarkId::new("decode/msgpack", size), &msgpack_bytes, |b, bytes| {
-            b.iter(|| black_box(rmp_serde::from_slice::<Data>(bytes)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("encode/msgpack", size),
+            &data,
+            |b, data| b.iter(|| black_box(rmp_serde::to_vec(data))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("decode/json", size),
+            &json_bytes,
+            |b, bytes| b.iter(|| black_box(codec::decode_data(bytes))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("decode/msgpack", size),
+            &msgpack_bytes,
+            |b, bytes| b.iter(|| black_box(rmp_serde::from_slice::<Data>(bytes))),
+        );
         eprintln!(
             "codec {size}: json {} bytes, msgpack {} bytes",
             json_bytes.len(),

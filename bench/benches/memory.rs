@@ -3,7 +3,7 @@
 
 use std::{hint::black_box, sync::Arc};
 
-use bench::{bench_target, population, runtime, sample_record, Target};
+use bench::{population, runtime, sample_record, Contenders, Target, Workload};
 use criterion::{criterion_group, criterion_main, Criterion};
 use session_core::{Id, Record, SessionStore as _};
 use session_memory::MemoryStore;
@@ -24,12 +24,19 @@ impl Ours {
         let template = sample_record();
         let records: Vec<Record> = population(POPULATION)
             .into_iter()
-            .map(|id| Record { id, ..template.clone() })
+            .map(|id| Record {
+                id,
+                ..template.clone()
+            })
             .collect();
         for record in &records {
             store.save(record).await.expect("populate");
         }
-        Self { store, records, template }
+        Self {
+            store,
+            records,
+            template,
+        }
     }
 
     fn pick(&self, key: u64) -> &Record {
@@ -45,7 +52,10 @@ impl Target for Ours {
         self.store.save(self.pick(key)).await.expect("save");
     }
     async fn create(&self) {
-        let mut record = Record { id: Id::default(), ..self.template.clone() };
+        let mut record = Record {
+            id: Id::default(),
+            ..self.template.clone()
+        };
         self.store.create(&mut record).await.expect("create");
     }
     async fn delete(&self, key: u64) {
@@ -73,12 +83,19 @@ impl Peer {
         let template = to_peer(&sample_record());
         let records: Vec<session::Record> = population(POPULATION)
             .into_iter()
-            .map(|id| session::Record { id: session::Id(id.0), ..template.clone() })
+            .map(|id| session::Record {
+                id: session::Id(id.0),
+                ..template.clone()
+            })
             .collect();
         for record in &records {
             store.save(record).await.expect("populate");
         }
-        Self { store, records, template }
+        Self {
+            store,
+            records,
+            template,
+        }
     }
 
     fn pick(&self, key: u64) -> &session::Record {
@@ -94,7 +111,10 @@ impl Target for Peer {
         self.store.save(self.pick(key)).await.expect("save");
     }
     async fn create(&self) {
-        let mut record = session::Record { id: session::Id::default(), ..self.template.clone() };
+        let mut record = session::Record {
+            id: session::Id::default(),
+            ..self.template.clone()
+        };
         self.store.create(&mut record).await.expect("create");
     }
     async fn delete(&self, key: u64) {
@@ -107,8 +127,10 @@ fn memory(c: &mut Criterion) {
     let ours = Arc::new(runtime.block_on(Ours::new()));
     let peer = Arc::new(runtime.block_on(Peer::new()));
     let mut group = c.benchmark_group("memory");
-    bench_target(&mut group, &runtime, "ours", ours);
-    bench_target(&mut group, &runtime, "tower-sessions", peer);
+    Contenders::new(&runtime)
+        .add("ours", ours)
+        .add("tower-sessions", peer)
+        .run(&mut group, &Workload::ALL);
     group.finish();
 }
 

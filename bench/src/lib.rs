@@ -166,20 +166,83 @@ pub async fn drive<T: Target>(
     start.elapsed()
 }
 
-/// Measures `target` under `name` on every workload at every concurrency
-/// level, as `<workload>/<tasks>/<name>` in `group`.
+type Runner<'a> = Box<dyn Fn(Workload, usize, u64) -> Duration + 'a>;
+
+/// Several targets measured side by side: for each workload and concurrency
+/// level, every target runs in turn before the next cell starts, so a noisy
+/// moment of the machine hits all of them alike instead of one.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # fn demo<A: bench::Target, B: bench::Target>(c: &mut criterion::Criterion, a: Arc<A>, b: Arc<B>) {
+/// let runtime = bench::runtime();
+/// let mut group = c.benchmark_group("store");
+/// bench::Contenders::new(&runtime)
+///     .add("ours", a)
+///     .add("raw", b)
+///     .run(&mut group, &bench::Workload::ALL);
+/// # }
+/// ```
+pub struct Contenders<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    entries: Vec<(String, Runner<'a>)>,
+}
+
+impl<'a> Contenders<'a> {
+    /// No targets yet, on `runtime`.
+    pub fn new(runtime: &'a tokio::runtime::Runtime) -> Self {
+        Self {
+            runtime,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds `target` under `name`.
+    pub fn add<T: Target>(mut self, name: &str, target: Arc<T>) -> Self {
+        let runtime = self.runtime;
+        self.entries.push((
+            name.to_owned(),
+            Box::new(move |workload, tasks, ops| {
+                runtime.block_on(drive(Arc::clone(&target), workload, tasks, ops))
+            }),
+        ));
+        self
+    }
+
+    /// Measures every target on `workloads` at every concurrency level, as
+    /// `<workload>/<tasks>/<name>` in `group`.
+    pub fn run(
+        &self,
+        group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        workloads: &[Workload],
+    ) {
+        group.throughput(Throughput::Elements(1));
+        for &workload in workloads {
+            for tasks in CONCURRENCY {
+                for (name, runner) in &self.entries {
+                    let id = format!("{}/{tasks}/{name}", workload.name());
+                    group.bench_function(id, |b| b.iter_custom(|ops| runner(workload, tasks, ops)));
+                }
+            }
+        }
+    }
+}
+
+/// Measures one `target` under `name` on every workload at every concurrency
+/// level. Prefer [`Contenders`] to compare targets: it interleaves them.
 pub fn bench_target<T: Target>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     runtime: &tokio::runtime::Runtime,
     name: &str,
     target: Arc<T>,
 ) {
-    for workload in Workload::ALL {
-        bench_workload(group, runtime, name, Arc::clone(&target), workload);
-    }
+    Contenders::new(runtime)
+        .add(name, target)
+        .run(group, &Workload::ALL);
 }
 
-/// Measures `target` under `name` on one workload at every concurrency level.
+/// Measures one `target` under `name` on one workload at every concurrency
+/// level.
 pub fn bench_workload<T: Target>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     runtime: &tokio::runtime::Runtime,
@@ -187,13 +250,7 @@ pub fn bench_workload<T: Target>(
     target: Arc<T>,
     workload: Workload,
 ) {
-    group.throughput(Throughput::Elements(1));
-    for tasks in CONCURRENCY {
-        let id = format!("{}/{tasks}/{name}", workload.name());
-        group.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                runtime.block_on(drive(Arc::clone(&target), workload, tasks, iters))
-            });
-        });
-    }
+    Contenders::new(runtime)
+        .add(name, target)
+        .run(group, &[workload]);
 }

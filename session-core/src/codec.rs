@@ -9,6 +9,8 @@
 //! chosen by the `codec` criterion bench in `bench/`: see the README for the
 //! figures against MessagePack.
 
+use time::OffsetDateTime;
+
 use crate::{Data, Error, Record, Result};
 
 /// Encodes session data.
@@ -31,10 +33,27 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
     serde_json::from_slice(bytes).map_err(Error::decode)
 }
 
+/// An instant as whole microseconds since the Unix epoch (UTC), rounded
+/// toward the past: the representation stores without a native timestamp
+/// type use, so ordering and comparison are exact whatever the UTC offset the
+/// instant was written in.
+pub fn unix_micros(instant: OffsetDateTime) -> i64 {
+    // i64 microseconds reach beyond year ±292,000; `time` stops at ±9999, so
+    // the conversion cannot overflow.
+    let micros = instant.unix_timestamp_nanos().div_euclid(1_000);
+    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The instant `micros` microseconds after the Unix epoch, in UTC; a value
+/// outside the range `time` supports is an [`Error::Decode`].
+pub fn from_unix_micros(micros: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(Error::decode)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use time::{macros::datetime, OffsetDateTime};
+    use time::macros::datetime;
 
     use super::*;
 
@@ -54,9 +73,21 @@ mod tests {
     }
 
     #[test]
+    fn unix_micros_round_trip_and_ignore_offsets() {
+        let instant = datetime!(2031-02-03 04:05:06.123456789 +05:30);
+        let micros = unix_micros(instant);
+        assert_eq!(micros, unix_micros(instant.to_offset(time::UtcOffset::UTC)));
+        let back = from_unix_micros(micros).unwrap();
+        assert_eq!(back, datetime!(2031-02-03 04:05:06.123456 +05:30));
+        // Before the epoch, rounding goes toward the past too.
+        let early = datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(unix_micros(early), -1);
+        assert!(from_unix_micros(i64::MAX).unwrap_err().is_decode());
+    }
+
+    #[test]
     fn garbage_is_a_decode_error() {
         assert!(decode_record(b"\xff\x00garbage").unwrap_err().is_decode());
         assert!(decode_data(b"[1,2]").unwrap_err().is_decode());
-        let _ = OffsetDateTime::now_utc();
     }
 }

@@ -36,9 +36,16 @@ async fn failed_store_save_leaves_cache_untouched() {
     assert!(error.is_backend());
 
     // Neither layer holds the rejected version.
-    assert_eq!(store.cache().inner().load(&original.id).await.unwrap(), Some(original.clone()));
+    assert_eq!(
+        store.cache().inner().load(&original.id).await.unwrap(),
+        Some(original.clone())
+    );
     assert_eq!(store.load(&original.id).await.unwrap(), Some(original));
-    assert_eq!(store.cache().faults().calls(Operation::Save), 1, "only the create filled the cache");
+    assert_eq!(
+        store.cache().faults().calls(Operation::Save),
+        1,
+        "only the create filled the cache"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +68,11 @@ async fn load_fills_cache_on_miss_and_hits_afterwards() {
     assert_eq!(store.load(&saved.id).await.unwrap(), Some(saved.clone()));
     assert_eq!(store.store().faults().calls(Operation::Load), 1);
     assert_eq!(store.load(&saved.id).await.unwrap(), Some(saved));
-    assert_eq!(store.store().faults().calls(Operation::Load), 1, "second load must hit the cache");
+    assert_eq!(
+        store.store().faults().calls(Operation::Load),
+        1,
+        "second load must hit the cache"
+    );
 }
 
 #[tokio::test]

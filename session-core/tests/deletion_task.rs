@@ -34,13 +34,21 @@ async fn sweeps_at_once_then_every_period_and_reports() {
 
     let task = ExpiredDeletionTask::new(store, Duration::from_secs(60)).spawn();
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 1, "first sweep runs at once");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        1,
+        "first sweep runs at once"
+    );
     assert!(memory.is_empty());
 
     save_expired(&memory, 2).await;
     tokio::time::advance(Duration::from_secs(59)).await;
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 1, "no sweep before the period");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        1,
+        "no sweep before the period"
+    );
     tokio::time::advance(Duration::from_secs(1)).await;
     settle().await;
     assert_eq!(faults.calls(Operation::DeleteExpired), 2);
@@ -86,10 +94,18 @@ async fn slow_sweeps_never_overlap() {
     assert_eq!(faults.calls(Operation::DeleteExpired), 1);
     tokio::time::advance(Duration::from_secs(20)).await;
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 1, "second sweep waits for the first");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        1,
+        "second sweep waits for the first"
+    );
     tokio::time::advance(Duration::from_secs(5)).await;
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 2, "next sweep starts when the slow one ends");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        2,
+        "next sweep starts when the slow one ends"
+    );
 
     // Shutdown during a sweep waits for it and counts it.
     let report = task.shutdown().await;
@@ -107,10 +123,18 @@ async fn jitter_delays_within_bounds() {
     assert_eq!(faults.calls(Operation::DeleteExpired), 1);
     tokio::time::advance(Duration::from_millis(9_999)).await;
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 1, "jitter never shortens the period");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        1,
+        "jitter never shortens the period"
+    );
     tokio::time::advance(Duration::from_millis(5_001)).await;
     settle().await;
-    assert_eq!(faults.calls(Operation::DeleteExpired), 2, "jitter is bounded");
+    assert_eq!(
+        faults.calls(Operation::DeleteExpired),
+        2,
+        "jitter is bounded"
+    );
     task.shutdown().await;
 }
 
