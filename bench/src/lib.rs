@@ -17,7 +17,7 @@ use std::{
 
 use criterion::{BenchmarkGroup, Throughput};
 use serde_json::json;
-use session_core::{time::OffsetDateTime, Data, Id, Record};
+use session_core::{time::OffsetDateTime, Data, Id, Record, SessionStore};
 
 pub use criterion;
 
@@ -103,6 +103,141 @@ pub fn population(count: usize) -> Vec<Id> {
     (0..count).map(|_| Id::default()).collect()
 }
 
+/// Any of our stores as a [`Target`]: a population of [`sample_record`]s
+/// saved up front, loaded, saved and deleted by key; `create` makes a fresh
+/// record from the same template.
+#[derive(Debug)]
+pub struct StoreTarget<S> {
+    store: S,
+    records: Vec<Record>,
+    template: Record,
+}
+
+impl<S: SessionStore> StoreTarget<S> {
+    /// Saves `population` sample records into `store`.
+    pub async fn populated(store: S, population_size: usize) -> Self {
+        let template = sample_record();
+        let records: Vec<Record> = population(population_size)
+            .into_iter()
+            .map(|id| Record {
+                id,
+                ..template.clone()
+            })
+            .collect();
+        for record in &records {
+            store.save(record).await.expect("populate the store");
+        }
+        Self {
+            store,
+            records,
+            template,
+        }
+    }
+
+    /// The store under test.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The record picked by `key`.
+    pub fn pick(&self, key: u64) -> &Record {
+        &self.records[key as usize % self.records.len()]
+    }
+}
+
+impl<S: SessionStore> Target for StoreTarget<S> {
+    async fn load(&self, key: u64) {
+        std::hint::black_box(self.store.load(&self.pick(key).id).await.expect("load"));
+    }
+
+    async fn save(&self, key: u64) {
+        self.store.save(self.pick(key)).await.expect("save");
+    }
+
+    async fn create(&self) {
+        let mut record = Record {
+            id: Id::default(),
+            ..self.template.clone()
+        };
+        self.store.create(&mut record).await.expect("create");
+    }
+
+    async fn delete(&self, key: u64) {
+        self.store.delete(&self.pick(key).id).await.expect("delete");
+    }
+}
+
+/// Defines a [`Target`] type `$name` for tower-sessions stores, given the
+/// `tower-sessions-core` crate they implement (the peers span several
+/// releases, so this cannot be one generic type): `$name::populated(store,
+/// n).await` saves the same [`sample_record`]s as [`StoreTarget::populated`].
+///
+/// ```ignore
+/// bench::peer_target!(PeerTarget, tower_sessions_core_0_15);
+/// let peer = PeerTarget::populated(tower_sessions_memory_store::MemoryStore::default(), 10_000).await;
+/// ```
+#[macro_export]
+macro_rules! peer_target {
+    ($name:ident, $core:ident) => {
+        struct $name<S> {
+            store: S,
+            records: Vec<$core::session::Record>,
+            template: $core::session::Record,
+        }
+
+        impl<S: $core::SessionStore> $name<S> {
+            async fn populated(store: S, population_size: usize) -> Self {
+                let ours = $crate::sample_record();
+                let template = $core::session::Record {
+                    id: $core::session::Id(ours.id.0),
+                    data: ours.data,
+                    expiry_date: ours.expiry_date,
+                };
+                let records: Vec<_> = $crate::population(population_size)
+                    .into_iter()
+                    .map(|id| $core::session::Record {
+                        id: $core::session::Id(id.0),
+                        ..template.clone()
+                    })
+                    .collect();
+                for record in &records {
+                    store.save(record).await.expect("populate the peer store");
+                }
+                Self {
+                    store,
+                    records,
+                    template,
+                }
+            }
+
+            fn pick(&self, key: u64) -> &$core::session::Record {
+                &self.records[key as usize % self.records.len()]
+            }
+        }
+
+        impl<S: $core::SessionStore> $crate::Target for $name<S> {
+            async fn load(&self, key: u64) {
+                ::std::hint::black_box(self.store.load(&self.pick(key).id).await.expect("load"));
+            }
+
+            async fn save(&self, key: u64) {
+                self.store.save(self.pick(key)).await.expect("save");
+            }
+
+            async fn create(&self) {
+                let mut record = $core::session::Record {
+                    id: $core::session::Id::default(),
+                    ..self.template.clone()
+                };
+                self.store.create(&mut record).await.expect("create");
+            }
+
+            async fn delete(&self, key: u64) {
+                self.store.delete(&self.pick(key).id).await.expect("delete");
+            }
+        }
+    };
+}
 /// The runtime benchmarks run on: two workers, like the machine's two cores.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
