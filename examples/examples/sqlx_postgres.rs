@@ -1,0 +1,76 @@
+//! Sessions in PostgreSQL with `session-sqlx`: a pool whose failures are
+//! bounded in time, `migrate()`, a round trip, and the expired-deletion task.
+//!
+//! `cargo run -p examples --example sqlx_postgres`
+//!
+//! Connects to `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+
+use std::time::Duration;
+
+use session_core::{
+    deletion::ExpiredDeletionTask,
+    time::{Duration as TimeDuration, OffsetDateTime},
+    Record, SessionStore,
+};
+use session_sqlx::{sqlx::postgres::PgPoolOptions, PostgresStore};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,session_sqlx=debug".into()),
+        )
+        .init();
+
+    let url = std::env::var("POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        // The bound on a failure: a call that cannot get a working
+        // connection (server down, pool exhausted) is `Error::Backend` after
+        // at most this long, connecting included.
+        .acquire_timeout(Duration::from_secs(5))
+        // Ping a pooled connection before handing it out (sqlx's default),
+        // so one the server dropped is replaced rather than failing a call.
+        .test_before_acquire(true)
+        .connect(&url)
+        .await?;
+    let store = PostgresStore::new(pool).with_table_name("sqlx_example_sessions")?;
+    // Idempotent, and safe when several processes start at once.
+    store.migrate().await?;
+
+    // An expired session: `load` ignores it at once, the first sweep
+    // removes it.
+    let stale = Record::new(OffsetDateTime::now_utc() - TimeDuration::minutes(1));
+    store.save(&stale).await?;
+    assert!(store.load(&stale.id).await?.is_none());
+
+    // Sweeps now, then every 10 minutes give or take a minute.
+    let sweeper = ExpiredDeletionTask::new(store.clone(), Duration::from_secs(600))
+        .with_jitter(Duration::from_secs(60))
+        .spawn();
+
+    let mut session = Record::new(OffsetDateTime::now_utc() + TimeDuration::hours(1));
+    session.data.insert("user".into(), "ferris".into());
+    store.create(&mut session).await?;
+    let loaded = store.load(&session.id).await?;
+    // Expiry dates come back to the microsecond; the data exactly.
+    assert_eq!(loaded.map(|record| record.data), Some(session.data.clone()));
+    tracing::info!(id = %session.id, "session stored and loaded");
+    store.delete(&session.id).await?;
+
+    // Give the first sweep a moment, then stop the task cleanly.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = sweeper.shutdown().await;
+    tracing::info!(
+        removed = report.removed,
+        sweeps = report.sweeps,
+        failed = report.failed_sweeps,
+        "deletion task stopped"
+    );
+    store.pool().close().await;
+    Ok(())
+}

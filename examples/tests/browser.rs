@@ -1,0 +1,226 @@
+//! The demo shop in a real headless Chromium, driven through chromedriver:
+//! log in, add to the cart, reload, log out, and the cart is gone.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; `scripts/test` installs
+//! them (`scripts/services/60-chromium.sh`) and exports `CHROMEDRIVER`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic is a failed test.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener as StdListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use examples::shop;
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+/// Chromium is slow to start on a busy machine: give each step this long.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// chromedriver, killed when the test ends however it ends.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn start_chromedriver() -> Driver {
+    let binary = std::env::var_os("CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    assert!(
+        binary.exists(),
+        "chromedriver not found at {}: run scripts/test (it installs Debian's \
+         chromium and chromium-driver) or set CHROMEDRIVER",
+        binary.display()
+    );
+    // Another process may grab the port between these lines; retry then.
+    for _ in 0..5 {
+        let port = free_port();
+        let child = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = driver.child.try_wait() {
+                break; // exited: the port was taken
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return driver;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = driver.child.kill();
+    }
+    panic!("chromedriver did not start listening on loopback");
+}
+
+async fn cart(client: &fantoccini::Client) -> Vec<String> {
+    let mut items = Vec::new();
+    for item in client.find_all(Locator::Css("#cart li")).await.unwrap() {
+        items.push(item.text().await.unwrap());
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_fill_the_cart_reload_and_log_out() {
+    // The shop, in-process, on a free loopback port.
+    let store = Arc::new(shop::store());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shop_url = format!("http://{}/", listener.local_addr().unwrap());
+    let app = shop::app(store.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let driver = start_chromedriver();
+    let profile = std::env::temp_dir().join(format!(
+        "session-tower-chromium-{}-{}",
+        std::process::id(),
+        session_core::Id::default()
+    ));
+    let mut options = json!({
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage",
+            format!("--user-data-dir={}", profile.display()),
+        ],
+    });
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::path::Path::new(&chromium).exists() {
+        options["binary"] = json!(chromium);
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), options);
+    let client = tokio::time::timeout(
+        PATIENCE,
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url),
+    )
+    .await
+    .expect("Chromium started in time")
+    .expect("a WebDriver session");
+
+    // The flow runs in its own task so a failed assertion still lets the
+    // browser close below instead of outliving the test.
+    let client_in_flow = client.clone();
+    let flow = tokio::spawn(async move {
+        let client = client_in_flow;
+        client.goto(&shop_url).await.unwrap();
+        // Log in.
+        let name = client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("username"));
+        name.await.unwrap().send_keys("ferris").await.unwrap();
+        client
+            .find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let greeting = client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("greeting"));
+        assert!(greeting
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("ferris"));
+        // Fill the cart.
+        for product in ["apple", "bread"] {
+            let button = format!("add-{product}");
+            client
+                .find(Locator::Id(&button))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let page = client
+                .wait()
+                .at_most(PATIENCE)
+                .for_element(Locator::Id("cart"));
+            page.await.unwrap();
+        }
+        assert_eq!(cart(&client).await, ["apple", "bread"]);
+        // Reload: the session, and the cart in it, persists.
+        client.refresh().await.unwrap();
+        client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("greeting"))
+            .await
+            .unwrap();
+        assert_eq!(cart(&client).await, ["apple", "bread"]);
+        assert_eq!(store.store().len(), 1, "one session stored");
+        // Log out: the record and the cookie go, and the cart with them.
+        client
+            .find(Locator::Id("logout"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("username"))
+            .await
+            .unwrap();
+        assert!(cart(&client).await.is_empty());
+        client.refresh().await.unwrap();
+        client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("username"))
+            .await
+            .unwrap();
+        assert!(cart(&client).await.is_empty());
+        let cookies = client.get_all_cookies().await.unwrap();
+        assert!(
+            cookies.iter().all(|c| c.name() != "shop_session"),
+            "{cookies:?}"
+        );
+        assert_eq!(store.store().len(), 0, "the record is gone");
+    });
+    let outcome = tokio::time::timeout(PATIENCE * 3, flow).await;
+    // Close the browser before reporting, so no Chromium outlives the test.
+    let _ = client.close().await;
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profile);
+    match outcome.expect("the flow finished in time") {
+        Ok(()) => {}
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("the flow did not finish: {error}"),
+    }
+}

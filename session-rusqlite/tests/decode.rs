@@ -1,0 +1,74 @@
+//! Rows the store cannot read back are `Error::Decode`, and only for them.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
+
+mod common;
+
+use rusqlite::{params, Connection};
+use session_core::{time::Duration, Error, Id, SessionStore};
+use session_testkit::suite::{now_micros, record_expiring_in};
+
+fn future_micros() -> i64 {
+    let expiry = now_micros() + Duration::hours(1);
+    i64::try_from(expiry.unix_timestamp_nanos() / 1_000).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_rows_are_decode_errors_and_leave_others_readable() {
+    let temp = common::temp_store().await;
+    let store = &temp.store;
+    let mut good = record_expiring_in(Duration::hours(1), serde_json::json!({"user": "ferris"}));
+    store.create(&mut good).await.unwrap();
+
+    // Another connection writes what no store would.
+    let raw = Connection::open(temp.path()).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let garbage: Vec<(Id, rusqlite::types::Value, rusqlite::types::Value)> = vec![
+        // Not JSON at all.
+        (
+            Id::default(),
+            b"\xff\x00garbage".to_vec().into(),
+            future_micros().into(),
+        ),
+        // JSON, but not an object.
+        (
+            Id::default(),
+            b"[1, 2, 3]".to_vec().into(),
+            future_micros().into(),
+        ),
+        // Data of the wrong type.
+        (Id::default(), 42_i64.into(), future_micros().into()),
+        // An expiry that is text, not microseconds.
+        (
+            Id::default(),
+            b"{}".to_vec().into(),
+            "2099-01-01T00:00:00Z".to_owned().into(),
+        ),
+        // An expiry past what a date can hold.
+        (Id::default(), b"{}".to_vec().into(), i64::MAX.into()),
+    ];
+    for (id, data, expiry) in &garbage {
+        raw.execute(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES (?1, ?2, ?3)",
+            params![id.to_string(), data, expiry],
+        )
+        .unwrap();
+    }
+
+    for (id, data, expiry) in &garbage {
+        match store.load(id).await {
+            Err(Error::Decode(_)) => {}
+            other => panic!("row ({data:?}, {expiry:?}) should be a decode error: {other:?}"),
+        }
+    }
+    // The good session still loads, and the store still writes.
+    assert_eq!(store.load(&good.id).await.unwrap().as_ref(), Some(&good));
+    let mut other = record_expiring_in(Duration::hours(1), serde_json::json!({"n": 2}));
+    store.create(&mut other).await.unwrap();
+    assert_eq!(store.load(&other.id).await.unwrap(), Some(other));
+    // A garbage row can be replaced by a good one.
+    let mut fixed = good.clone();
+    fixed.id = garbage[0].0;
+    store.save(&fixed).await.unwrap();
+    assert_eq!(store.load(&fixed.id).await.unwrap(), Some(fixed));
+}
