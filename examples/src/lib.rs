@@ -5,3 +5,9 @@
 //! drives in-process.
 
 pub mod shop;
+
+/// The root README's Rust examples, compiled and run as doc tests so the
+/// quick starts stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

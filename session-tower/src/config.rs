@@ -26,22 +26,19 @@
 
 use std::fmt;
 
-use base64::{
-    engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
-    Engine as _,
-};
-use cookie::{Key, SameSite};
+use cookie::SameSite;
 use time::Duration;
 
-use crate::{Expiry, Keys, SessionManagerLayer};
+use crate::{
+    cookie::{parse_key, KeyError},
+    Expiry, Keys, SessionManagerLayer,
+};
 
 /// The prefix every variable is read under when no other is given, and the
 /// fallback under a custom one.
 pub const DEFAULT_PREFIX: &str = "SESSION_";
 
-/// The fewest bytes a key decodes to: what the `cookie` crate's [`Key`]
-/// needs (32 for signing, 32 for encryption).
-pub const MIN_KEY_BYTES: usize = 64;
+pub use crate::cookie::MIN_KEY_BYTES;
 
 /// Where sessions are kept, as named by `SESSION_BACKEND`.
 #[non_exhaustive]
@@ -140,6 +137,8 @@ pub struct SessionConfig {
     same_site: Option<SameSite>,
     keys: CookieKeys,
     always_save: Option<bool>,
+    /// The first prefix, to name variables in later errors.
+    prefix: String,
 }
 
 impl SessionConfig {
@@ -238,7 +237,7 @@ impl SessionConfig {
             }
         };
 
-        let secure_value = secure.as_ref().map_or(true, |(_, s)| *s);
+        let secure_value = secure.as_ref().is_none_or(|(_, s)| *s);
         let insecure_allowed = allow_insecure.as_ref().is_some_and(|(_, a)| *a);
         if let Some((variable, false)) = &secure {
             if !insecure_allowed {
@@ -277,6 +276,11 @@ impl SessionConfig {
             same_site: same_site.map(|(_, v)| v),
             keys,
             always_save: always_save.map(|(_, v)| v),
+            prefix: prefixes
+                .first()
+                .copied()
+                .unwrap_or(DEFAULT_PREFIX)
+                .to_owned(),
         })
     }
 
@@ -293,6 +297,41 @@ impl SessionConfig {
     /// The cookie keys the environment provides.
     pub fn keys(&self) -> &CookieKeys {
         &self.keys
+    }
+
+    /// A cookie-only layer ([`SessionManagerLayer::cookie_only`]) with the
+    /// encryption keys and every other setting the environment made: what an
+    /// application calls when [`backend`](Self::backend) is
+    /// [`Backend::Cookie`].
+    ///
+    /// An error naming `SESSION_ENCRYPTION_KEYS` when no encryption keys are
+    /// set (signing keys are not enough: the record would be readable).
+    ///
+    /// ```
+    /// use session_tower::SessionConfig;
+    ///
+    /// let key = "ab".repeat(64); // in real life: `openssl rand -hex 64`
+    /// let config = SessionConfig::from_lookup(&["SESSION_"], |name| match name {
+    ///     "SESSION_BACKEND" => Some("cookie".to_owned()),
+    ///     "SESSION_ENCRYPTION_KEYS" => Some(key.clone()),
+    ///     _ => None,
+    /// })?;
+    /// let layer = config.cookie_only_layer()?;
+    /// # let _ = layer;
+    /// # Ok::<(), session_tower::config::ConfigError>(())
+    /// ```
+    pub fn cookie_only_layer(&self) -> Result<SessionManagerLayer, ConfigError> {
+        match &self.keys {
+            CookieKeys::Encryption(keys) => {
+                Ok(self.apply(SessionManagerLayer::cookie_only(keys.clone())))
+            }
+            _ => Err(ConfigError::Conflict {
+                variable: format!("{}ENCRYPTION_KEYS", self.prefix),
+                reason: "cookie-only sessions keep the whole session in the cookie and need \
+                         encryption keys (hex or base64 of at least 64 bytes, newest first)"
+                    .into(),
+            }),
+        }
     }
 
     /// Applies every setting the environment made to `layer`; unset ones
@@ -378,10 +417,10 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         };
         let mut keys: Option<Keys> = None;
         for (position, part) in value.split(',').map(str::trim).enumerate() {
-            let key = parse_key(part).map_err(|expected| ConfigError::Invalid {
+            let key = parse_key(part).map_err(|error| ConfigError::Invalid {
                 variable: variable.clone(),
                 value: "<redacted>".into(),
-                expected: format!("key {} of the list {expected}", position + 1),
+                expected: format!("key {} of the list {}", position + 1, key_expected(&error)),
             })?;
             keys = Some(match keys {
                 None => Keys::new(key),
@@ -444,33 +483,14 @@ fn parse_duration(value: &str) -> Option<Duration> {
     (seconds > 0).then(|| Duration::seconds(seconds))
 }
 
-/// A key in hex or base64 (standard or URL-safe, padded or not), at least
-/// [`MIN_KEY_BYTES`] long.
-fn parse_key(text: &str) -> Result<Key, String> {
-    let bytes = decode_hex(text)
-        .or_else(|| {
-            [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-                .iter()
-                .find_map(|engine| engine.decode(text).ok())
-        })
-        .ok_or_else(|| "to be hex or base64".to_owned())?;
-    if bytes.len() < MIN_KEY_BYTES {
-        return Err(format!(
-            "to decode to at least {MIN_KEY_BYTES} bytes (it has {}); generate one with `openssl rand -hex 64`",
-            bytes.len()
-        ));
+/// What a key variable should hold, for a key that is not that.
+fn key_expected(error: &KeyError) -> String {
+    match error {
+        KeyError::TooShort { len, min } => format!(
+            "to decode to at least {min} bytes (it has {len}); generate one with `openssl rand -hex 64`"
+        ),
+        _ => "to be hex or base64".to_owned(),
     }
-    Key::try_from(bytes.as_slice()).map_err(|error| format!("to be a usable key ({error})"))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 // RFC 6265 cookie-name token characters.
@@ -578,6 +598,10 @@ mod tests {
 
     #[test]
     fn keys_in_hex_and_base64_and_encryption() {
+        use base64::{
+            engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD},
+            Engine as _,
+        };
         let raw: Vec<u8> = (0..64u8).collect();
         for text in [
             hex_key(),

@@ -6,11 +6,92 @@
 
 use std::{borrow::Cow, fmt};
 
+use base64::{
+    engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
+    Engine as _,
+};
 use cookie::{Cookie, CookieJar, SameSite};
 use http::HeaderValue;
 use time::Duration;
 
 pub use cookie::Key;
+
+/// The fewest bytes of key material a [`Key`] is made from: 32 to sign and
+/// 32 to encrypt (AES-256-GCM), as the `cookie` crate derives them.
+pub const MIN_KEY_BYTES: usize = 64;
+
+/// Why key material cannot make a [`Key`]: refused at start-up, so a weak or
+/// mistyped secret never reaches a cookie.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The text is neither hex nor base64 (standard or URL-safe, padded or
+    /// not).
+    #[error("a cookie key must be hex or base64")]
+    Encoding,
+    /// Too few bytes for the cipher.
+    #[error(
+        "a cookie key must decode to at least {min} bytes (it has {len}): \
+         32 to sign and 32 to encrypt; generate one with `openssl rand -hex 64`"
+    )]
+    TooShort {
+        /// How many bytes the key has.
+        len: usize,
+        /// How many it needs ([`MIN_KEY_BYTES`]).
+        min: usize,
+    },
+}
+
+/// A [`Key`] from raw bytes, at least [`MIN_KEY_BYTES`] long.
+///
+/// Unlike `Key::from`, which panics on short input, this returns an error.
+pub fn key_from_bytes(bytes: &[u8]) -> Result<Key, KeyError> {
+    if bytes.len() < MIN_KEY_BYTES {
+        return Err(KeyError::TooShort {
+            len: bytes.len(),
+            min: MIN_KEY_BYTES,
+        });
+    }
+    Key::try_from(bytes).map_err(|_| KeyError::TooShort {
+        len: bytes.len(),
+        min: MIN_KEY_BYTES,
+    })
+}
+
+/// A [`Key`] from hex text (either case) of at least [`MIN_KEY_BYTES`] bytes.
+pub fn key_from_hex(text: &str) -> Result<Key, KeyError> {
+    key_from_bytes(&decode_hex(text.trim()).ok_or(KeyError::Encoding)?)
+}
+
+/// A [`Key`] from base64 text (standard or URL-safe alphabet, padded or not)
+/// of at least [`MIN_KEY_BYTES`] bytes.
+pub fn key_from_base64(text: &str) -> Result<Key, KeyError> {
+    let text = text.trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .ok_or(KeyError::Encoding)?;
+    key_from_bytes(&bytes)
+}
+
+/// A [`Key`] from hex or, failing that, base64 text: what the `SESSION_*_KEYS`
+/// variables hold.
+pub fn parse_key(text: &str) -> Result<Key, KeyError> {
+    key_from_hex(text).or_else(|hex_error| match hex_error {
+        KeyError::Encoding => key_from_base64(text),
+        short => Err(short),
+    })
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
 
 /// The keys that protect cookies, newest first.
 ///
@@ -61,6 +142,39 @@ impl Keys {
     fn newest(&self) -> &Key {
         // `keys` is never empty (see the field).
         &self.keys[0]
+    }
+}
+
+impl Keys {
+    /// Keys made of one key from raw bytes (see [`key_from_bytes`]): an error,
+    /// not a panic, when there are fewer than [`MIN_KEY_BYTES`].
+    pub fn from_bytes(newest: &[u8]) -> Result<Self, KeyError> {
+        key_from_bytes(newest).map(Self::new)
+    }
+
+    /// Keys made of one key in hex (see [`key_from_hex`]).
+    pub fn from_hex(newest: &str) -> Result<Self, KeyError> {
+        key_from_hex(newest).map(Self::new)
+    }
+
+    /// Keys made of one key in base64 (see [`key_from_base64`]).
+    pub fn from_base64(newest: &str) -> Result<Self, KeyError> {
+        key_from_base64(newest).map(Self::new)
+    }
+
+    /// Keys from a comma-separated list, newest first, each hex or base64:
+    /// the format of `SESSION_ENCRYPTION_KEYS`. The error says which key
+    /// (counting from 1) is wrong.
+    pub fn parse_list(list: &str) -> Result<Self, (usize, KeyError)> {
+        let mut keys: Option<Keys> = None;
+        for (index, part) in list.split(',').map(str::trim).enumerate() {
+            let key = parse_key(part).map_err(|error| (index + 1, error))?;
+            keys = Some(match keys {
+                None => Keys::new(key),
+                Some(keys) => keys.with_older(key),
+            });
+        }
+        keys.ok_or((1, KeyError::Encoding))
     }
 }
 

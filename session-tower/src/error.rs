@@ -13,12 +13,37 @@ pub enum Error {
     /// A value could not be turned into JSON or back into the requested type.
     #[error("session value could not be (de)serialized: {0}")]
     Value(#[from] serde_json::Error),
+    /// Cookie-only sessions: the session would need a `Set-Cookie` header of
+    /// `size` bytes (name, encrypted value and attributes), more than `limit`.
+    ///
+    /// From a [`Session`](crate::Session) method, the change that would have
+    /// caused it was not made, and `limit` is
+    /// [`COOKIE_SIZE_LIMIT`](crate::COOKIE_SIZE_LIMIT) less 24 bytes kept
+    /// for the expiry date, which is encoded again when the cookie is
+    /// written. When writing the cookie after the handler (which the
+    /// margin makes all but impossible), `limit` is `COOKIE_SIZE_LIMIT`
+    /// itself and the response becomes a 500, logged.
+    #[error(
+        "the session cookie would be {size} bytes, over the {limit}-byte browser limit; \
+         keep less in a cookie-only session or use a store"
+    )]
+    CookieTooLarge {
+        /// The encoded cookie's size in bytes.
+        size: usize,
+        /// The most a cookie may take.
+        limit: usize,
+    },
 }
 
 impl Error {
     /// Whether the store failed (rather than a value's (de)serialization).
     pub fn is_store(&self) -> bool {
         matches!(self, Self::Store(_))
+    }
+
+    /// Whether a cookie-only session outgrew the cookie size limit.
+    pub fn is_cookie_too_large(&self) -> bool {
+        matches!(self, Self::CookieTooLarge { .. })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::{borrow::Cow, fmt, sync::Arc};
 
 use cookie::SameSite;
-use session_core::SessionStore;
+use session_core::{Id, Record, SessionStore};
 use tower_layer::Layer;
 
 use crate::{
@@ -51,6 +51,47 @@ impl SessionManagerLayer {
     /// A layer keeping sessions in `store`, with the default settings.
     pub fn new(store: impl SessionStore) -> Self {
         Self::from_arc(Arc::new(store))
+    }
+
+    /// A layer keeping each whole session (values, expiry date and an id) in
+    /// its cookie, encrypted and authenticated with AES-256-GCM by the
+    /// `cookie` crate's private jar: no store, no server state.
+    ///
+    /// The newest of `keys` encrypts, all of them decrypt, so keys rotate as
+    /// with [`with_private`](Self::with_private). The expiry date travels
+    /// inside the encrypted record and is checked on every read: a cookie
+    /// replayed after it gives a fresh session, whatever the browser did with
+    /// `Max-Age`. A change that would make the `Set-Cookie` header longer
+    /// than [`COOKIE_SIZE_LIMIT`](crate::COOKIE_SIZE_LIMIT) is refused with
+    /// [`Error::CookieTooLarge`](crate::Error::CookieTooLarge) by the
+    /// [`Session`](crate::Session) method that makes it. See the crate
+    /// documentation for the size budget and what cookie-only sessions
+    /// cannot do (revocation).
+    ///
+    /// Every other setting works as with a store; [`with_private`] replaces
+    /// the keys, and [`with_signed`](Self::with_signed) is ignored (with a
+    /// warning): the record is always encrypted.
+    ///
+    /// [`with_private`]: Self::with_private
+    ///
+    /// ```
+    /// use session_tower::{Keys, SessionManagerLayer};
+    ///
+    /// let keys = Keys::from_hex(&"0f".repeat(64)).expect("64 bytes of hex");
+    /// let layer = SessionManagerLayer::cookie_only(keys).with_name("session");
+    /// # let _ = layer;
+    /// ```
+    pub fn cookie_only(keys: impl Into<Keys>) -> Self {
+        let mut layer = Self::from_arc(Arc::new(CookieOnly));
+        layer.config.cookie_only = true;
+        layer.config.cookie.protection = Protection::Private(keys.into());
+        layer
+    }
+
+    /// Whether this layer keeps sessions in the cookie alone
+    /// ([`cookie_only`](Self::cookie_only)).
+    pub fn is_cookie_only(&self) -> bool {
+        self.config.cookie_only
     }
 
     /// A layer keeping sessions in a store already behind an `Arc`.
@@ -113,7 +154,16 @@ impl SessionManagerLayer {
 
     /// Signs the cookie (HMAC): visitors can read the id but not forge one.
     /// The newest key signs; every key verifies (see [`Keys`]).
+    ///
+    /// Ignored, with a warning, on a [cookie-only](Self::cookie_only) layer,
+    /// whose cookie is always encrypted.
     pub fn with_signed(mut self, keys: impl Into<Keys>) -> Self {
+        if self.config.cookie_only {
+            tracing::warn!(
+                "with_signed ignored: a cookie-only session is always encrypted; use with_private to change its keys"
+            );
+            return self;
+        }
         self.config.cookie.protection = Protection::Signed(keys.into());
         self
     }
@@ -124,6 +174,32 @@ impl SessionManagerLayer {
         self.config.cookie.protection = Protection::Private(keys.into());
         self
     }
+}
+
+/// The store of a [cookie-only](SessionManagerLayer::cookie_only) layer: a
+/// placeholder the session never calls, since the record lives in the cookie.
+/// Should a call happen anyway, it fails loudly rather than losing data.
+#[derive(Debug, Clone, Copy)]
+struct CookieOnly;
+
+#[session_core::async_trait]
+impl SessionStore for CookieOnly {
+    async fn create(&self, _: &mut Record) -> session_core::Result<()> {
+        Err(no_store())
+    }
+    async fn save(&self, _: &Record) -> session_core::Result<()> {
+        Err(no_store())
+    }
+    async fn load(&self, _: &Id) -> session_core::Result<Option<Record>> {
+        Err(no_store())
+    }
+    async fn delete(&self, _: &Id) -> session_core::Result<()> {
+        Err(no_store())
+    }
+}
+
+fn no_store() -> session_core::Error {
+    session_core::Error::backend("a cookie-only session layer has no store")
 }
 
 impl fmt::Debug for SessionManagerLayer {

@@ -15,7 +15,9 @@ mod service;
 mod session;
 
 pub use crate::config::SessionConfig;
-pub use crate::cookie::{Key, Keys};
+pub use crate::cookie::{
+    key_from_base64, key_from_bytes, key_from_hex, parse_key, Key, KeyError, Keys, MIN_KEY_BYTES,
+};
 pub use ::cookie::SameSite;
 pub use error::{Error, Result};
 pub use expiry::Expiry;
@@ -23,5 +25,5 @@ pub use expiry::Expiry;
 pub use extract::SessionRejection;
 pub use layer::SessionManagerLayer;
 pub use service::SessionManager;
-pub use session::{Session, EXPIRY_KEY};
+pub use session::{Session, COOKIE_SIZE_LIMIT, EXPIRY_KEY};
 pub use session_core::{Id, SessionStore};
