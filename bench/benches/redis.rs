@@ -8,12 +8,16 @@
 
 use std::sync::Arc;
 
-use bench::{bench_target, criterion::Criterion, population, runtime, sample_record, Target};
+use bench::{
+    criterion::Criterion, population, runtime, sample_record, Contenders, StoreTarget, Target,
+    Workload,
+};
 use fred::{
     bytes::Bytes,
     prelude::{ClientLike, Config, Expiration, KeysInterface, Pool, SetOptions, Value},
+    types::{ClusterHash, CustomCommand},
 };
-use session_core::{codec, Id, Record, SessionStore};
+use session_core::{codec, Id};
 use session_redis::RedisStore;
 use tower_sessions_core::SessionStore as _;
 
@@ -24,44 +28,6 @@ const POOL_SIZE: usize = 4;
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Ours: `session_redis::RedisStore`.
-struct Ours {
-    store: RedisStore<Pool>,
-    ids: Vec<Id>,
-    template: Record,
-}
-
-impl Ours {
-    fn record(&self, id: Id) -> Record {
-        Record {
-            id,
-            ..self.template.clone()
-        }
-    }
-}
-
-impl Target for Ours {
-    async fn load(&self, key: u64) {
-        let id = self.ids[(key % self.ids.len() as u64) as usize];
-        self.store.load(&id).await.expect("load");
-    }
-
-    async fn save(&self, key: u64) {
-        let record = self.record(self.ids[(key % self.ids.len() as u64) as usize]);
-        self.store.save(&record).await.expect("save");
-    }
-
-    async fn create(&self) {
-        let mut record = self.record(Id::default());
-        self.store.create(&mut record).await.expect("create");
-    }
-
-    async fn delete(&self, key: u64) {
-        let id = self.ids[(key % self.ids.len() as u64) as usize];
-        self.store.delete(&id).await.expect("delete");
-    }
 }
 
 /// The floor: fred `GET`/`SET .. PXAT`/`DEL` of the same encoded bytes,
@@ -118,6 +84,10 @@ impl Target for Raw {
 }
 
 /// The peer: `tower-sessions-redis-store` (MessagePack, `SET .. XX` saves).
+///
+/// Not `bench::peer_target!`: that fills the population with `save`, which
+/// for this peer is `SET .. XX` and writes nothing to an empty Redis, and it
+/// fails on a save after the mixed workload's deletes.
 struct Peer {
     store: tower_sessions_redis_store::RedisStore<Pool>,
     ids: Vec<tower_sessions_core::session::Id>,
@@ -159,20 +129,34 @@ impl Target for Peer {
     }
 }
 
+/// The logical database the bench fills and empties, so its millions of keys
+/// never mix with anything else on the server.
+const BENCH_DATABASE: u8 = 15;
+
+async fn flush_bench_database(pool: &Pool) {
+    let flushdb = CustomCommand::new_static("FLUSHDB", ClusterHash::FirstKey, false);
+    let _: Value = pool
+        .custom(flushdb, Vec::<Value>::new())
+        .await
+        .expect("empty the bench database");
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
-    let config = Config::from_url(&redis_url()).expect("valid REDIS_URL");
+    let mut config = Config::from_url(&redis_url()).expect("valid REDIS_URL");
+    config.database = Some(BENCH_DATABASE);
     let pool = session_redis::recommended_builder(config)
         .build_pool(POOL_SIZE)
         .expect("build the fred pool");
     rt.block_on(pool.init()).expect("connect to Redis");
+    rt.block_on(flush_bench_database(&pool));
+    let pool_for_cleanup = pool.clone();
 
     let template = sample_record();
-    let ours = Ours {
-        store: RedisStore::new(pool.clone()).with_key_prefix("bench:ours"),
-        ids: population(POPULATION),
-        template: template.clone(),
-    };
+    let ours = rt.block_on(StoreTarget::populated(
+        RedisStore::new(pool.clone()).with_key_prefix("bench:ours"),
+        POPULATION,
+    ));
     let bytes = Bytes::from(codec::encode_record(&template).expect("encode"));
     let expiry_ms = (template.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64 + 1;
     let raw = Raw {
@@ -197,7 +181,6 @@ fn benches(c: &mut Criterion) {
     };
     rt.block_on(async {
         for key in 0..POPULATION as u64 {
-            ours.save(key).await;
             raw.save(key).await;
             // The peer's save is `SET .. XX`: it only updates, so fill by create.
             let mut record = peer.record(peer.ids[key as usize]);
@@ -206,15 +189,13 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("redis");
-    bench_target(&mut group, &rt, "ours", Arc::new(ours));
-    bench_target(&mut group, &rt, "raw-fred", Arc::new(raw));
-    bench_target(
-        &mut group,
-        &rt,
-        "tower-sessions-redis-store",
-        Arc::new(peer),
-    );
+    Contenders::new(&rt)
+        .add("ours", Arc::new(ours))
+        .add("raw-fred", Arc::new(raw))
+        .add("tower-sessions-redis-store", Arc::new(peer))
+        .run(&mut group, &Workload::ALL);
     group.finish();
+    rt.block_on(flush_bench_database(&pool_for_cleanup));
 }
 
 fn main() {

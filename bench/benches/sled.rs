@@ -1,8 +1,8 @@
 //! `SledStore` beside raw sled `get`/`insert` of the same bytes (the floor),
-//! each on its own temporary database. There is no tower-sessions sled store
-//! on crates.io to compare with (no `tower-sessions-sled-store`; the sled
-//! stores that exist target older tower-sessions releases or other
-//! frameworks), so there is no peer.
+//! each on its own temporary database, measured interleaved cell by cell.
+//! No peer: no tower-sessions store on sled is known to us (none among the
+//! tower-sessions stores this workspace uses; crates.io search was not
+//! reachable to look further).
 //!
 //! ```text
 //! cargo bench -p bench --bench sled -- --warm-up-time 1 --measurement-time 3
@@ -10,12 +10,15 @@
 
 use std::sync::Arc;
 
-use bench::{bench_target, criterion::Criterion, population, runtime, sample_record, Target};
-use session_core::{codec, Id, Record, SessionStore};
+use bench::{
+    criterion::Criterion, population, runtime, sample_record, Contenders, StoreTarget, Target,
+    Workload,
+};
+use session_core::{codec, Id};
 use session_sled::{sled, SledStore};
 
 /// Sessions each target holds before the run.
-const POPULATION: usize = 1_000;
+const POPULATION: usize = 10_000;
 
 fn pick<T>(items: &[T], key: u64) -> &T {
     &items[(key % items.len() as u64) as usize]
@@ -26,41 +29,6 @@ fn temporary_db() -> sled::Db {
         .temporary(true)
         .open()
         .expect("open a temporary sled database")
-}
-
-/// Ours: `session_sled::SledStore` (both trees, one transaction per write).
-struct Ours {
-    store: SledStore,
-    records: Vec<Record>,
-    // Keeps the temporary database open for the whole run.
-    _db: sled::Db,
-}
-
-impl Target for Ours {
-    async fn load(&self, key: u64) {
-        let id = pick(&self.records, key).id;
-        self.store.load(&id).await.expect("load");
-    }
-
-    async fn save(&self, key: u64) {
-        self.store
-            .save(pick(&self.records, key))
-            .await
-            .expect("save");
-    }
-
-    async fn create(&self) {
-        let mut record = Record {
-            id: Id::default(),
-            ..self.records[0].clone()
-        };
-        self.store.create(&mut record).await.expect("create");
-    }
-
-    async fn delete(&self, key: u64) {
-        let id = pick(&self.records, key).id;
-        self.store.delete(&id).await.expect("delete");
-    }
 }
 
 /// The floor: one sled tree, `get`/`insert`/`remove` of the same encoded
@@ -99,37 +67,31 @@ fn main() {
     let runtime = runtime();
     let mut criterion = Criterion::default().configure_from_args();
 
-    let records: Vec<Record> = population(POPULATION)
-        .into_iter()
-        .map(|id| Record {
-            id,
-            ..sample_record()
-        })
-        .collect();
     let db = temporary_db();
-    let ours = Arc::new(Ours {
-        store: SledStore::new(&db).expect("open the session trees"),
-        records: records.clone(),
-        _db: db,
-    });
+    let store = SledStore::new(&db).expect("open the session trees");
+    let ours = runtime.block_on(StoreTarget::populated(store, POPULATION));
     let raw_db = temporary_db();
-    let raw = Arc::new(Raw {
+    let raw = Raw {
         tree: raw_db.open_tree("raw").expect("open the raw tree"),
-        keys: records.iter().map(|r| r.id.to_bytes()).collect(),
-        bytes: codec::encode_record(&records[0]).expect("encode").into(),
-    });
-    runtime.block_on(async {
-        for record in &ours.records {
-            ours.store.save(record).await.expect("fill ours");
-        }
-    });
+        keys: population(POPULATION)
+            .iter()
+            .map(|id| id.to_bytes())
+            .collect(),
+        bytes: codec::encode_record(&sample_record())
+            .expect("encode")
+            .into(),
+    };
     for key in &raw.keys {
         raw.tree.insert(key, raw.bytes.clone()).expect("fill raw");
     }
 
     let mut group = criterion.benchmark_group("sled");
-    bench_target(&mut group, &runtime, "ours", ours);
-    bench_target(&mut group, &runtime, "raw", raw);
+    Contenders::new(&runtime)
+        .add("ours", Arc::new(ours))
+        .add("raw", Arc::new(raw))
+        .run(&mut group, &Workload::ALL);
     group.finish();
     criterion.final_summary();
+    // Both temporary databases live until here.
+    drop((db, raw_db));
 }

@@ -198,10 +198,6 @@ impl<P> Raw<P> {
     }
 }
 
-fn sqlite_micros(instant: OffsetDateTime) -> i64 {
-    (instant.unix_timestamp_nanos() / 1_000) as i64
-}
-
 /// The raw target of one database: the same four statements, bound the way
 /// its store binds them.
 macro_rules! raw_target {
@@ -265,7 +261,7 @@ macro_rules! raw_target {
 
 raw_target!(PgPool, |instant: OffsetDateTime| instant);
 raw_target!(MySqlPool, |instant: OffsetDateTime| instant);
-raw_target!(SqlitePool, sqlite_micros);
+raw_target!(SqlitePool, codec::unix_micros);
 
 // ---- set-up ---------------------------------------------------------------
 

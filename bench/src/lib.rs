@@ -304,8 +304,9 @@ pub async fn drive<T: Target>(
 type Runner<'a> = Box<dyn Fn(Workload, usize, u64) -> Duration + 'a>;
 
 /// Several targets measured side by side: for each workload and concurrency
-/// level, every target runs in turn before the next cell starts, so a noisy
-/// moment of the machine hits all of them alike instead of one.
+/// level, every target runs in turn before the next cell starts (who goes
+/// first rotates from cell to cell), so a noisy moment of the machine hits
+/// all of them alike instead of one.
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -352,12 +353,18 @@ impl<'a> Contenders<'a> {
         workloads: &[Workload],
     ) {
         group.throughput(Throughput::Elements(1));
+        let count = self.entries.len().max(1);
+        let mut cell = 0;
         for &workload in workloads {
             for tasks in CONCURRENCY {
-                for (name, runner) in &self.entries {
+                // Rotate who goes first, so drift in the machine's load
+                // within a cell does not always fall on the same target.
+                for turn in 0..self.entries.len() {
+                    let (name, runner) = &self.entries[(cell + turn) % count];
                     let id = format!("{}/{tasks}/{name}", workload.name());
                     group.bench_function(id, |b| b.iter_custom(|ops| runner(workload, tasks, ops)));
                 }
+                cell += 1;
             }
         }
     }

@@ -39,7 +39,9 @@ async fn main() -> Result<(), session_core::Error> {
     let mut session = Record::new(OffsetDateTime::now_utc() + TimeDuration::hours(1));
     session.data.insert("user".into(), json!("ferris"));
     store.create(&mut session).await?;
-    session.data.insert("cart".into(), json!(["crab plush", "rust mug"]));
+    session
+        .data
+        .insert("cart".into(), json!(["crab plush", "rust mug"]));
     store.save(&session).await?;
     tracing::info!(id = %session.id, "session saved");
 
@@ -53,7 +55,10 @@ async fn main() -> Result<(), session_core::Error> {
     store.create(&mut short).await?;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(store.load(&short.id).await?, None);
-    tracing::info!(remaining = durable.len(), "short session expired and was swept");
+    tracing::info!(
+        remaining = durable.len(),
+        "short session expired and was swept"
+    );
 
     store.delete(&session.id).await?;
     let report = deletion.shutdown().await;

@@ -6,7 +6,10 @@
 //! PORT=8080 cargo run -p examples --example demo
 //! ```
 //!
-//! Ctrl-C stops the server gracefully and the expired-deletion task with it.
+//! Sessions live in a sled database (moka in front of it) under
+//! `SHOP_DATA_DIR`, by default `session-demo-shop` in the system's temporary
+//! directory, so they survive a restart. Ctrl-C stops the server gracefully
+//! and the expired-deletion task with it.
 
 use examples::shop;
 
@@ -24,13 +27,17 @@ async fn main() -> std::io::Result<()> {
             .map_err(|_| std::io::Error::other(format!("PORT is not a port number: {port}")))?,
         Err(_) => 3000,
     };
+    let dir = std::env::var_os("SHOP_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("session-demo-shop"));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
-    #[allow(clippy::print_stdout)] // The one line a user of the demo needs.
+    #[allow(clippy::print_stdout)] // The lines a user of the demo needs.
     {
         println!("The shop is open at http://{address}/ (Ctrl-C to stop)");
+        println!("Sessions are kept in {}", dir.display());
     }
-    let report = shop::serve_default(listener, async {
+    let report = shop::serve_default(listener, &dir, async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C; stopping");
         }

@@ -5,7 +5,7 @@
 //! router (used in-process by the browser test); [`serve`] runs it with the
 //! expired-deletion task beside it until a shutdown signal.
 
-use std::{future::Future, io, sync::Arc, time::Duration};
+use std::{future::Future, io, path::Path, sync::Arc, time::Duration};
 
 use axum::{
     extract::Form,
@@ -18,17 +18,23 @@ use session_core::{
     deletion::{DeletionReport, ExpiredDeletionTask},
     time, CachingSessionStore, ExpiredDeletion,
 };
-use session_memory::MemoryStore;
+use session_moka::MokaStore;
+use session_sled::SledStore;
 use session_tower::{Expiry, SameSite, Session, SessionManagerLayer};
 use tokio::net::TcpListener;
 
-/// The session store the shop uses.
-pub type ShopStore = CachingSessionStore<MemoryStore, MemoryStore>;
+/// The session store the shop uses: a bounded in-process cache (moka) in
+/// front of an embedded persistent store (sled), so sessions survive a
+/// restart and no server is needed.
+pub type ShopStore = CachingSessionStore<MokaStore, SledStore>;
 
-/// Builds the shop's session store: a cache in front of a store. Memory for
-/// now; an embedded persistent store (sled or SQLite) behind moka goes here.
-pub fn store() -> ShopStore {
-    CachingSessionStore::new(MemoryStore::default(), MemoryStore::default())
+/// Builds the shop's session store, keeping sessions in the sled database at
+/// `dir` (created if missing; one process at a time).
+pub fn store(dir: &Path) -> session_core::Result<ShopStore> {
+    Ok(CachingSessionStore::new(
+        MokaStore::new(Some(10_000)),
+        SledStore::open(dir)?,
+    ))
 }
 
 /// What the shop sells.
@@ -88,12 +94,29 @@ where
     served.map(|()| report)
 }
 
-/// [`serve`] on the store from [`store`], shared by the layer and the task.
-pub async fn serve_default<F>(listener: TcpListener, shutdown: F) -> io::Result<DeletionReport>
+/// [`serve`] on the store from [`store`] at `dir`, shared by the layer and
+/// the task.
+pub async fn serve_default<F>(
+    listener: TcpListener,
+    dir: &Path,
+    shutdown: F,
+) -> io::Result<DeletionReport>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    serve(listener, Arc::new(store()), shutdown).await
+    let store = store(dir).map_err(|error| {
+        io::Error::other(format!(
+            "cannot open the session database at {}: {error}",
+            dir.display()
+        ))
+    })?;
+    let store = Arc::new(store);
+    let report = serve(listener, Arc::clone(&store), shutdown).await?;
+    // Make the last writes durable before the process ends.
+    if let Err(error) = store.store().flush_async().await {
+        tracing::error!(%error, "could not flush the session database");
+    }
+    Ok(report)
 }
 
 async fn home(session: Session) -> Result<Html<String>, session_tower::Error> {

@@ -89,7 +89,8 @@ async fn cart(client: &fantoccini::Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_fill_the_cart_reload_and_log_out() {
     // The shop, in-process, on a free loopback port.
-    let store = Arc::new(shop::store());
+    let data = tempfile::tempdir().unwrap();
+    let store = Arc::new(shop::store(data.path()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shop_url = format!("http://{}/", listener.local_addr().unwrap());
     let app = shop::app(store.clone());

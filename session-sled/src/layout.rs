@@ -19,10 +19,9 @@ pub(crate) struct ExpiryKey([u8; 8]);
 
 impl ExpiryKey {
     pub(crate) fn of(instant: OffsetDateTime) -> Self {
-        // Floor to the microsecond, so an index key is never later than the
-        // instant it stands for.
-        let micros = instant.unix_timestamp_nanos().div_euclid(1_000);
-        let micros = i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX });
+        // Floored to the microsecond, so an index key is never later than
+        // the instant it stands for.
+        let micros = codec::unix_micros(instant);
         Self(((micros as u64) ^ (1 << 63)).to_be_bytes())
     }
 

@@ -7,6 +7,9 @@ use session_core::{
     SessionStore,
 };
 use sqlx::SqlitePool;
+// Expiry dates are kept as whole microseconds since the epoch, UTC, so
+// SQLite compares integers, never text dates whose UTC offsets could differ.
+use session_core::codec::{from_unix_micros as from_micros, unix_micros as to_micros};
 
 use crate::{
     error::from_sqlx,
@@ -92,19 +95,6 @@ impl Sql {
             index,
         }
     }
-}
-
-/// An instant as whole microseconds since the Unix epoch (rounded down).
-///
-/// Every `OffsetDateTime` (years -9999 to 9999) fits in an `i64` of
-/// microseconds; saturating only guards the impossible.
-fn to_micros(instant: OffsetDateTime) -> i64 {
-    let micros = instant.unix_timestamp_nanos().div_euclid(1_000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
-
-fn from_micros(micros: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(Error::decode)
 }
 
 impl SqliteStore {
@@ -265,35 +255,5 @@ impl ExpiredDeletion for SqliteStore {
         }
         tracing::debug!(removed, "swept expired sessions");
         Ok(removed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use session_core::time::{macros::datetime, Duration};
-
-    use super::*;
-
-    #[test]
-    fn micros_round_trip_and_round_down() {
-        for instant in [
-            datetime!(1970-01-01 00:00 UTC),
-            datetime!(2031-02-03 04:05:06.123456 +05:30),
-            datetime!(1969-12-31 23:59:59.999999 UTC),
-            datetime!(-9999-01-01 00:00 UTC),
-            datetime!(+9999-12-31 23:59:59.999999 UTC),
-        ] {
-            assert_eq!(from_micros(to_micros(instant)).expect("in range"), instant);
-        }
-        let nanos = datetime!(1969-12-31 23:59:59.999999999 UTC);
-        assert_eq!(
-            from_micros(to_micros(nanos)).expect("in range"),
-            nanos - Duration::nanoseconds(999)
-        );
-    }
-
-    #[test]
-    fn out_of_range_micros_are_a_decode_error() {
-        assert!(from_micros(i64::MAX).expect_err("out of range").is_decode());
     }
 }

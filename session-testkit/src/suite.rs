@@ -168,7 +168,10 @@ pub async fn concurrent_creates_with_one_id_get_distinct_ids<S: SessionStore>(st
         );
         records.push(record);
     }
-    assert!(ids.contains(&shared), "no create kept the free id it asked for");
+    assert!(
+        ids.contains(&shared),
+        "no create kept the free id it asked for"
+    );
     for record in &records {
         assert_eq!(
             must_load(&*store, &record.id).await,

@@ -94,33 +94,47 @@ impl ExpiredDeletion for Broken {
 
 #[test]
 fn the_reference_store_passes_the_checks_used_below() {
-    run(suite::create_never_overwrites_an_existing_id(Arc::new(Broken::default())));
-    run(suite::load_of_expired_record_is_none(Arc::new(Broken::default())));
-    run(suite::payloads_from_empty_to_one_mib(Arc::new(Broken::default())));
-    run(suite::timestamps_keep_microseconds(Arc::new(Broken::default())));
+    run(suite::create_never_overwrites_an_existing_id(Arc::new(
+        Broken::default(),
+    )));
+    run(suite::load_of_expired_record_is_none(Arc::new(
+        Broken::default(),
+    )));
+    run(suite::payloads_from_empty_to_one_mib(Arc::new(
+        Broken::default(),
+    )));
+    run(suite::timestamps_keep_microseconds(Arc::new(
+        Broken::default(),
+    )));
     run(suite::delete_expired_removes_exactly_the_expired(
         Arc::new(Broken::default()),
         Sweep::Exact,
     ));
-    run(suite::round_trip_keeps_nested_json(Arc::new(MemoryStore::default())));
+    run(suite::round_trip_keeps_nested_json(Arc::new(
+        MemoryStore::default(),
+    )));
 }
 
 #[test]
 #[should_panic(expected = "create must assign a fresh id on collision")]
 fn overwriting_create_is_caught() {
-    run(suite::create_never_overwrites_an_existing_id(Arc::new(Broken {
-        overwrite_on_create: true,
-        ..Broken::default()
-    })));
+    run(suite::create_never_overwrites_an_existing_id(Arc::new(
+        Broken {
+            overwrite_on_create: true,
+            ..Broken::default()
+        },
+    )));
 }
 
 #[test]
 #[should_panic(expected = "ended with the same id")]
 fn check_then_insert_create_is_caught() {
-    run(suite::concurrent_creates_with_one_id_get_distinct_ids(Arc::new(Broken {
-        check_then_insert: true,
-        ..Broken::default()
-    })));
+    run(suite::concurrent_creates_with_one_id_get_distinct_ids(
+        Arc::new(Broken {
+            check_then_insert: true,
+            ..Broken::default()
+        }),
+    ));
 }
 
 #[test]
