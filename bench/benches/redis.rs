@@ -31,23 +31,37 @@ fn redis_url() -> String {
 }
 
 /// The floor: fred `GET`/`SET .. PXAT`/`DEL` of the same encoded bytes,
-/// with no encoding, decoding or expiry check.
+/// with no encoding, decoding or expiry check. With `codec` set, it also
+/// encodes that record before each write and decodes what each read returns,
+/// with the workspace's codec: the work any store must add to the floor, so
+/// the gap between this and ours is what the store itself costs.
 struct Raw {
     pool: Pool,
     keys: Vec<String>,
     bytes: Bytes,
     expiry_ms: i64,
+    codec: Option<session_core::Record>,
 }
 
 impl Raw {
     fn key(&self, key: u64) -> &str {
         &self.keys[(key % self.keys.len() as u64) as usize]
     }
+
+    fn value(&self) -> Bytes {
+        match &self.codec {
+            Some(record) => Bytes::from(codec::encode_record(record).expect("encode")),
+            None => self.bytes.clone(),
+        }
+    }
 }
 
 impl Target for Raw {
     async fn load(&self, key: u64) {
-        let _: Option<Bytes> = self.pool.get(self.key(key)).await.expect("GET");
+        let bytes: Option<Bytes> = self.pool.get(self.key(key)).await.expect("GET");
+        if let (Some(_), Some(bytes)) = (&self.codec, bytes) {
+            std::hint::black_box(codec::decode_record(&bytes).expect("decode"));
+        }
     }
 
     async fn save(&self, key: u64) {
@@ -55,7 +69,7 @@ impl Target for Raw {
             .pool
             .set(
                 self.key(key),
-                self.bytes.clone(),
+                self.value(),
                 Some(Expiration::PXAT(self.expiry_ms)),
                 None,
                 false,
@@ -69,7 +83,7 @@ impl Target for Raw {
             .pool
             .set(
                 format!("bench:raw:{}", Id::default()),
-                self.bytes.clone(),
+                self.value(),
                 Some(Expiration::PXAT(self.expiry_ms)),
                 Some(SetOptions::NX),
                 false,
@@ -134,9 +148,10 @@ impl Target for Peer {
 const BENCH_DATABASE: u8 = 15;
 
 async fn flush_bench_database(pool: &Pool) {
+    // ASYNC: millions of keys would outlast the command timeout.
     let flushdb = CustomCommand::new_static("FLUSHDB", ClusterHash::FirstKey, false);
     let _: Value = pool
-        .custom(flushdb, Vec::<Value>::new())
+        .custom(flushdb, vec![Value::from("ASYNC")])
         .await
         .expect("empty the bench database");
 }
@@ -167,6 +182,18 @@ fn benches(c: &mut Criterion) {
             .collect(),
         bytes,
         expiry_ms,
+        codec: None,
+    };
+    let raw_codec = Raw {
+        keys: raw
+            .keys
+            .iter()
+            .map(|key| key.replace("bench:raw:", "bench:raw-codec:"))
+            .collect(),
+        bytes: raw.bytes.clone(),
+        pool: raw.pool.clone(),
+        expiry_ms,
+        codec: Some(template.clone()),
     };
     let peer = Peer {
         store: tower_sessions_redis_store::RedisStore::new(pool),
@@ -182,6 +209,7 @@ fn benches(c: &mut Criterion) {
     rt.block_on(async {
         for key in 0..POPULATION as u64 {
             raw.save(key).await;
+            raw_codec.save(key).await;
             // The peer's save is `SET .. XX`: it only updates, so fill by create.
             let mut record = peer.record(peer.ids[key as usize]);
             peer.store.create(&mut record).await.expect("peer fill");
@@ -192,6 +220,7 @@ fn benches(c: &mut Criterion) {
     Contenders::new(&rt)
         .add("ours", Arc::new(ours))
         .add("raw-fred", Arc::new(raw))
+        .add("raw-fred+codec", Arc::new(raw_codec))
         .add("tower-sessions-redis-store", Arc::new(peer))
         .run(&mut group, &Workload::ALL);
     group.finish();

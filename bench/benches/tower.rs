@@ -1,8 +1,10 @@
-//! Requests per second of one axum app with our `SessionManagerLayer`, with
-//! the tower-sessions 0.15 layer (the peer) and with no session layer, in the
-//! same run: routes that do not touch the session, that read it and that
-//! write it, at 1 and 64 concurrent keep-alive connections on loopback.
-//! Both layers keep sessions in a memory store.
+//! Requests per second of one axum app with our `SessionManagerLayer` on a
+//! memory store, with our cookie-only sessions
+//! (`SessionManagerLayer::cookie_only`), with the tower-sessions 0.15 layer on
+//! its memory store (the peer; it has no cookie-only mode) and with no
+//! session layer (the floor), in the same run: routes that do not touch the
+//! session, that read it and that write it, at 1 and 64 concurrent keep-alive
+//! connections on loopback.
 //!
 //! A small load tool rather than criterion: the variants run in interleaved
 //! rounds and each figure is the median, so a busy machine slows all three
@@ -25,8 +27,10 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 /// Who serves the requests.
 #[derive(Clone, Copy)]
 enum Variant {
-    /// session-tower.
+    /// session-tower on a memory store.
     Ours,
+    /// session-tower, the whole session encrypted in the cookie.
+    CookieOnly,
     /// tower-sessions 0.15 with its memory store.
     Peer,
     /// No session layer (the untouched route's floor).
@@ -34,17 +38,27 @@ enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::Ours, Variant::Peer, Variant::None];
+    const ALL: [Variant; 4] = [
+        Variant::Ours,
+        Variant::CookieOnly,
+        Variant::Peer,
+        Variant::None,
+    ];
 
     fn app(self) -> Router {
-        match self {
-            Variant::Ours => Router::new()
+        let ours = || {
+            Router::new()
                 .route("/untouched", get(|| async { "ok" }))
                 .route("/read", get(ours::read))
                 .route("/write", get(ours::write))
-                .layer(session_tower::SessionManagerLayer::new(
-                    session_memory::MemoryStore::default(),
-                )),
+        };
+        match self {
+            Variant::Ours => ours().layer(session_tower::SessionManagerLayer::new(
+                session_memory::MemoryStore::default(),
+            )),
+            Variant::CookieOnly => ours().layer(session_tower::SessionManagerLayer::cookie_only(
+                session_tower::Key::generate(),
+            )),
             Variant::Peer => Router::new()
                 .route("/untouched", get(|| async { "ok" }))
                 .route("/read", get(peer::read))
@@ -112,7 +126,9 @@ async fn serve(variant: Variant) -> Served {
     let max = CONCURRENCY.iter().copied().max().unwrap_or(1);
     let mut cookies = Vec::with_capacity(max);
     for _ in 0..max {
-        // Each connection's visitor gets a stored session with a value.
+        // Each connection's visitor starts with a session holding a value.
+        // The cookie is sent as first issued (a cookie-only write re-issues
+        // it; replaying the first one keeps every request alike).
         let response = client
             .get(format!("{base}/write"))
             .send()
@@ -194,35 +210,37 @@ fn main() {
     let length = Duration::from_millis(env_or("TOWER_BENCH_ROUND_MS", 1000));
     let warm_up = Duration::from_millis(env_or("TOWER_BENCH_WARM_UP_MS", 300));
     let rt = runtime();
-    let served: Vec<(Variant, Arc<Served>)> = Variant::ALL
+    let served: Vec<Arc<Served>> = Variant::ALL
         .into_iter()
-        .map(|variant| (variant, Arc::new(rt.block_on(serve(variant)))))
+        .map(|variant| Arc::new(rt.block_on(serve(variant))))
         .collect();
     println!(
         "requests/second, median of {rounds} interleaved rounds of {} ms per variant",
         length.as_millis()
     );
-    println!("| route | connections | ours | tower-sessions | no layer | ours / no layer | ours / tower-sessions |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| route | connections | ours (memory) | ours (cookie-only) | tower-sessions (memory) | no layer | ours / no layer | ours / tower-sessions | cookie-only / tower-sessions |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for path in ["/untouched", "/read", "/write"] {
         for concurrency in CONCURRENCY {
             let mut figures: Vec<Vec<f64>> = vec![Vec::new(); served.len()];
             rt.block_on(async {
-                for (_, one) in &served {
+                for one in &served {
                     drive(one, path, concurrency, warm_up).await;
                 }
                 // Interleaved, so a noisy neighbour hits every variant alike.
                 for _ in 0..rounds {
-                    for (index, (_, one)) in served.iter().enumerate() {
+                    for (index, one) in served.iter().enumerate() {
                         figures[index].push(drive(one, path, concurrency, length).await);
                     }
                 }
             });
-            let [ours, peer, none] = [0, 1, 2].map(|index| median(figures[index].clone()));
+            let [ours, cookie, peer, none] =
+                [0, 1, 2, 3].map(|index| median(figures[index].clone()));
             println!(
-                "| {path} | {concurrency} | {ours:.0} | {peer:.0} | {none:.0} | {:.2} | {:.2} |",
+                "| {path} | {concurrency} | {ours:.0} | {cookie:.0} | {peer:.0} | {none:.0} | {:.2} | {:.2} | {:.2} |",
                 ours / none,
-                ours / peer
+                ours / peer,
+                cookie / peer
             );
         }
     }
