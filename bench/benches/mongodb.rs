@@ -10,9 +10,9 @@
 
 use std::{hint::black_box, sync::Arc};
 
-use bench::{population, runtime, sample_record, Contenders, Target, Workload};
+use bench::{population, runtime, sample_record, Contenders, StoreTarget, Target, Workload};
 use criterion::{criterion_group, criterion_main, Criterion};
-use session_core::{codec, Id, Record, SessionStore as _};
+use session_core::{codec, Id, Record};
 use session_mongodb::{
     mongodb::{
         self,
@@ -31,64 +31,15 @@ fn url() -> String {
     std::env::var("MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27117".to_owned())
 }
 
-fn records(template: &Record) -> Vec<Record> {
-    population(POPULATION)
-        .into_iter()
-        .map(|id| Record {
-            id,
-            ..template.clone()
-        })
-        .collect()
-}
-
-struct Ours {
-    store: MongoDBStore,
-    records: Vec<Record>,
-    template: Record,
-}
-
-impl Ours {
-    async fn new() -> Self {
-        let store = MongoDBStore::connect(&url(), DATABASE)
-            .await
-            .expect("connect")
-            .with_collection_name("ours");
-        store.collection().drop().await.expect("drop");
-        store.migrate().await.expect("migrate");
-        let template = sample_record();
-        let records = records(&template);
-        for record in &records {
-            store.save(record).await.expect("populate");
-        }
-        Self {
-            store,
-            records,
-            template,
-        }
-    }
-
-    fn pick(&self, key: u64) -> &Record {
-        &self.records[key as usize % self.records.len()]
-    }
-}
-
-impl Target for Ours {
-    async fn load(&self, key: u64) {
-        black_box(self.store.load(&self.pick(key).id).await.expect("load"));
-    }
-    async fn save(&self, key: u64) {
-        self.store.save(self.pick(key)).await.expect("save");
-    }
-    async fn create(&self) {
-        let mut record = Record {
-            id: Id::default(),
-            ..self.template.clone()
-        };
-        self.store.create(&mut record).await.expect("create");
-    }
-    async fn delete(&self, key: u64) {
-        self.store.delete(&self.pick(key).id).await.expect("delete");
-    }
+/// Ours, through the harness's `StoreTarget`, on its own collection.
+async fn ours() -> StoreTarget<MongoDBStore> {
+    let store = MongoDBStore::connect(&url(), DATABASE)
+        .await
+        .expect("connect")
+        .with_collection_name("ours");
+    store.collection().drop().await.expect("drop");
+    store.migrate().await.expect("migrate");
+    StoreTarget::populated(store, POPULATION).await
 }
 
 /// The driver alone: documents of the same shape and size with the same TTL
@@ -258,7 +209,7 @@ impl Target for Peer {
 
 fn mongodb_stores(c: &mut Criterion) {
     let runtime = runtime();
-    let ours = Arc::new(runtime.block_on(Ours::new()));
+    let ours = Arc::new(runtime.block_on(ours()));
     let raw = Arc::new(runtime.block_on(Raw::new()));
     let peer = Arc::new(runtime.block_on(Peer::new()));
 
@@ -273,7 +224,7 @@ fn mongodb_stores(c: &mut Criterion) {
     group.finish();
 
     runtime.block_on(async {
-        ours.store.collection().drop().await.expect("drop ours");
+        ours.store().collection().drop().await.expect("drop ours");
         raw.collection.drop().await.expect("drop raw");
     });
 }

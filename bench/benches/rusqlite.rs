@@ -22,12 +22,11 @@ use std::{
 };
 
 use bench::{
-    bench_target,
     criterion::{criterion_group, criterion_main, Criterion},
-    population, runtime, sample_record, Target,
+    population, runtime, sample_record, Contenders, StoreTarget, Target, Workload,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
-use session_core::{codec, time::OffsetDateTime, Id, Record, SessionStore};
+use session_core::{codec, time::OffsetDateTime, Id};
 use session_rusqlite::RusqliteStore;
 use tempfile::TempDir;
 use tokio::sync::Semaphore;
@@ -43,63 +42,15 @@ fn micros(instant: OffsetDateTime) -> i64 {
     (instant.unix_timestamp_nanos() / 1_000) as i64
 }
 
-struct Ours {
-    store: RusqliteStore,
-    records: Vec<Record>,
-    _dir: TempDir,
-}
-
-impl Ours {
-    async fn new() -> Self {
-        let dir = TempDir::new().expect("temp dir");
-        let store = RusqliteStore::open(dir.path().join("ours.db"))
-            .await
-            .expect("open");
-        store.migrate().await.expect("migrate");
-        let template = sample_record();
-        let records: Vec<Record> = population(POPULATION)
-            .into_iter()
-            .map(|id| Record {
-                id,
-                ..template.clone()
-            })
-            .collect();
-        for record in &records {
-            store.save(record).await.expect("populate");
-        }
-        Self {
-            store,
-            records,
-            _dir: dir,
-        }
-    }
-
-    fn record(&self, key: u64) -> &Record {
-        &self.records[key as usize % self.records.len()]
-    }
-}
-
-impl Target for Ours {
-    async fn load(&self, key: u64) {
-        black_box(self.store.load(&self.record(key).id).await.expect("load"));
-    }
-
-    async fn save(&self, key: u64) {
-        self.store.save(self.record(key)).await.expect("save");
-    }
-
-    async fn create(&self) {
-        let mut record = self.records[0].clone();
-        record.id = Id::default();
-        self.store.create(&mut record).await.expect("create");
-    }
-
-    async fn delete(&self, key: u64) {
-        self.store
-            .delete(&self.record(key).id)
-            .await
-            .expect("delete");
-    }
+/// Ours, through the harness's `StoreTarget`, on a file of its own; the
+/// directory lives as long as the store.
+async fn ours() -> (StoreTarget<RusqliteStore>, TempDir) {
+    let dir = TempDir::new().expect("temp dir");
+    let store = RusqliteStore::open(dir.path().join("ours.db"))
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    (StoreTarget::populated(store, POPULATION).await, dir)
 }
 
 /// One role's connections, handed out like `RusqliteStore` does.
@@ -276,11 +227,14 @@ impl Target for Raw {
 
 fn rusqlite(c: &mut Criterion) {
     let runtime = runtime();
-    let ours = Arc::new(runtime.block_on(Ours::new()));
+    let (ours, _ours_dir) = runtime.block_on(ours());
+    let ours = Arc::new(ours);
     let raw = Arc::new(runtime.block_on(Raw::new()));
     let mut group = c.benchmark_group("rusqlite");
-    bench_target(&mut group, &runtime, "ours", ours);
-    bench_target(&mut group, &runtime, "raw", raw);
+    Contenders::new(&runtime)
+        .add("ours", ours)
+        .add("raw", raw)
+        .run(&mut group, &Workload::ALL);
     group.finish();
 }
 
