@@ -78,12 +78,29 @@ fn start_chromedriver() -> Driver {
     panic!("chromedriver did not start listening on loopback");
 }
 
-async fn cart(client: &fantoccini::Client) -> Vec<String> {
+/// The cart's items, or `None` while the page is being replaced (an element
+/// found on the old page goes stale).
+async fn read_cart(client: &fantoccini::Client) -> Option<Vec<String>> {
     let mut items = Vec::new();
-    for item in client.find_all(Locator::Css("#cart li")).await.unwrap() {
-        items.push(item.text().await.unwrap());
+    for item in client.find_all(Locator::Css("#cart li")).await.ok()? {
+        items.push(item.text().await.ok()?);
     }
-    items
+    Some(items)
+}
+
+/// The cart once it shows `expected`, or what it shows when patience runs
+/// out. The `#cart` list is on every page, so waiting for the element alone
+/// could read the page from before a form post landed.
+async fn cart_showing(client: &fantoccini::Client, expected: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let items = read_cart(client).await;
+        let done = items.as_deref().is_some_and(|items| items == expected);
+        if done || std::time::Instant::now() >= deadline {
+            return items.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +174,8 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
             .await
             .unwrap()
             .contains("ferris"));
-        // Fill the cart.
+        // Fill the cart, one form post at a time.
+        let mut expected = Vec::new();
         for product in ["apple", "bread"] {
             let button = format!("add-{product}");
             client
@@ -167,13 +185,9 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
                 .click()
                 .await
                 .unwrap();
-            let page = client
-                .wait()
-                .at_most(PATIENCE)
-                .for_element(Locator::Id("cart"));
-            page.await.unwrap();
+            expected.push(product);
+            assert_eq!(cart_showing(&client, &expected).await, expected);
         }
-        assert_eq!(cart(&client).await, ["apple", "bread"]);
         // Reload: the session, and the cart in it, persists.
         client.refresh().await.unwrap();
         client
@@ -182,7 +196,10 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
             .for_element(Locator::Id("greeting"))
             .await
             .unwrap();
-        assert_eq!(cart(&client).await, ["apple", "bread"]);
+        assert_eq!(
+            cart_showing(&client, &["apple", "bread"]).await,
+            ["apple", "bread"]
+        );
         assert_eq!(store.store().len(), 1, "one session stored");
         // Log out: the record and the cookie go, and the cart with them.
         client
@@ -198,7 +215,7 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
             .for_element(Locator::Id("username"))
             .await
             .unwrap();
-        assert!(cart(&client).await.is_empty());
+        assert_eq!(read_cart(&client).await, Some(Vec::new()));
         client.refresh().await.unwrap();
         client
             .wait()
@@ -206,7 +223,7 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
             .for_element(Locator::Id("username"))
             .await
             .unwrap();
-        assert!(cart(&client).await.is_empty());
+        assert_eq!(read_cart(&client).await, Some(Vec::new()));
         let cookies = client.get_all_cookies().await.unwrap();
         assert!(
             cookies.iter().all(|c| c.name() != "shop_session"),
