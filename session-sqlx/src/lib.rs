@@ -37,3 +37,28 @@ pub use sqlx;
 /// already means someone reused an id on purpose.
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 const MAX_CREATE_ATTEMPTS: u32 = 16;
+
+/// What every dialect's `create` does around its one insert-if-absent
+/// statement: `insert` gets the record's id as text and says whether it
+/// stored the row; when the id is taken, the record gets a fresh id and
+/// another try, up to [`MAX_CREATE_ATTEMPTS`].
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+async fn create_with_fresh_ids<F, Fut>(
+    record: &mut session_core::Record,
+    mut insert: F,
+) -> session_core::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = session_core::Result<bool>>,
+{
+    for _ in 0..MAX_CREATE_ATTEMPTS {
+        if insert(record.id.to_string()).await? {
+            return Ok(());
+        }
+        tracing::debug!("session id taken on create; drawing a new one");
+        record.id = session_core::Id::default();
+    }
+    Err(session_core::Error::backend(StoreError::NoFreeId {
+        attempts: MAX_CREATE_ATTEMPTS,
+    }))
+}

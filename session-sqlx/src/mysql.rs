@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use session_core::{
-    async_trait, codec, time::OffsetDateTime, Error, ExpiredDeletion, Id, Record, Result,
-    SessionStore,
+    async_trait, codec, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore,
 };
 use sqlx::MySqlPool;
 
 use crate::{
+    create_with_fresh_ids,
     error::{from_sqlx, is_unique_violation},
     schema::{Name, DEFAULT_DELETE_BATCH_SIZE},
-    InvalidName, StoreError, MAX_CREATE_ATTEMPTS,
+    InvalidName,
 };
 
 /// A session store on a MySQL 8 or MariaDB table, through a
@@ -171,11 +171,16 @@ impl MySqlStore {
 
     /// One attempt at storing `record` under its id: `Ok(false)` when the id
     /// belongs to a live session.
-    async fn try_create(&self, id: &str, data: &[u8], record: &Record) -> Result<bool> {
+    async fn try_create(
+        &self,
+        id: String,
+        data: &[u8],
+        expiry_date: OffsetDateTime,
+    ) -> Result<bool> {
         let inserted = sqlx::query(&self.sql.insert)
-            .bind(id)
+            .bind(id.as_str())
             .bind(data)
-            .bind(record.expiry_date)
+            .bind(expiry_date)
             .execute(&self.pool)
             .await;
         match inserted {
@@ -187,7 +192,7 @@ impl MySqlStore {
                 // rows, so an identical rewrite still counts as 1.
                 let taken_over = sqlx::query(&self.sql.take_over_expired)
                     .bind(data)
-                    .bind(record.expiry_date)
+                    .bind(expiry_date)
                     .bind(id)
                     .bind(OffsetDateTime::now_utc())
                     .execute(&self.pool)
@@ -206,17 +211,8 @@ impl SessionStore for MySqlStore {
     #[tracing::instrument(level = "debug", name = "session_sqlx.create", skip_all, fields(table = %self.sql.table))]
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = codec::encode_data(&record.data)?;
-        for _ in 0..MAX_CREATE_ATTEMPTS {
-            let id = record.id.to_string();
-            if self.try_create(&id, &data, record).await? {
-                return Ok(());
-            }
-            tracing::debug!("session id taken on create; drawing a new one");
-            record.id = Id::default();
-        }
-        Err(Error::backend(StoreError::NoFreeId {
-            attempts: MAX_CREATE_ATTEMPTS,
-        }))
+        let expiry_date = record.expiry_date;
+        create_with_fresh_ids(record, |id| self.try_create(id, &data, expiry_date)).await
     }
 
     #[tracing::instrument(level = "debug", name = "session_sqlx.save", skip_all, fields(table = %self.sql.table))]

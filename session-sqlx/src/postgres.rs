@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use session_core::{
-    async_trait, codec, time::OffsetDateTime, Error, ExpiredDeletion, Id, Record, Result,
-    SessionStore,
+    async_trait, codec, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore,
 };
 use sqlx::PgPool;
 
 use crate::{
+    create_with_fresh_ids,
     error::from_sqlx,
     schema::{Name, DEFAULT_DELETE_BATCH_SIZE},
-    InvalidName, StoreError, MAX_CREATE_ATTEMPTS,
+    InvalidName,
 };
 
 /// A session store on a PostgreSQL table, through a [`sqlx::PgPool`].
@@ -203,26 +203,20 @@ impl SessionStore for PostgresStore {
     #[tracing::instrument(level = "debug", name = "session_sqlx.create", skip_all, fields(table = %self.sql.table))]
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = codec::encode_data(&record.data)?;
-        for _ in 0..MAX_CREATE_ATTEMPTS {
-            let id = record.id.to_string();
+        let expiry_date = record.expiry_date;
+        create_with_fresh_ids(record, |id| async {
             let inserted = sqlx::query(&self.sql.create)
-                .bind(id.as_str())
+                .bind(id)
                 .bind(data.as_slice())
-                .bind(record.expiry_date)
+                .bind(expiry_date)
                 .bind(OffsetDateTime::now_utc())
                 .execute(&self.pool)
                 .await
                 .map_err(from_sqlx)?
                 .rows_affected();
-            if inserted == 1 {
-                return Ok(());
-            }
-            tracing::debug!("session id taken on create; drawing a new one");
-            record.id = Id::default();
-        }
-        Err(Error::backend(StoreError::NoFreeId {
-            attempts: MAX_CREATE_ATTEMPTS,
-        }))
+            Ok(inserted == 1)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", name = "session_sqlx.save", skip_all, fields(table = %self.sql.table))]

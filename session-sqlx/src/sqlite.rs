@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use session_core::{
-    async_trait, codec, time::OffsetDateTime, Error, ExpiredDeletion, Id, Record, Result,
-    SessionStore,
+    async_trait, codec, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore,
 };
 use sqlx::SqlitePool;
 // Expiry dates are kept as whole microseconds since the epoch, UTC, so
@@ -12,9 +11,10 @@ use sqlx::SqlitePool;
 use session_core::codec::{from_unix_micros as from_micros, unix_micros as to_micros};
 
 use crate::{
+    create_with_fresh_ids,
     error::from_sqlx,
     schema::{Name, DEFAULT_DELETE_BATCH_SIZE},
-    InvalidName, StoreError, MAX_CREATE_ATTEMPTS,
+    InvalidName,
 };
 
 /// A session store on a SQLite table, through a [`sqlx::SqlitePool`].
@@ -167,10 +167,9 @@ impl SessionStore for SqliteStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = codec::encode_data(&record.data)?;
         let expiry_date = to_micros(record.expiry_date);
-        for _ in 0..MAX_CREATE_ATTEMPTS {
-            let id = record.id.to_string();
+        create_with_fresh_ids(record, |id| async {
             let inserted = sqlx::query(&self.sql.create)
-                .bind(id.as_str())
+                .bind(id)
                 .bind(data.as_slice())
                 .bind(expiry_date)
                 .bind(to_micros(OffsetDateTime::now_utc()))
@@ -178,15 +177,9 @@ impl SessionStore for SqliteStore {
                 .await
                 .map_err(from_sqlx)?
                 .rows_affected();
-            if inserted == 1 {
-                return Ok(());
-            }
-            tracing::debug!("session id taken on create; drawing a new one");
-            record.id = Id::default();
-        }
-        Err(Error::backend(StoreError::NoFreeId {
-            attempts: MAX_CREATE_ATTEMPTS,
-        }))
+            Ok(inserted == 1)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", name = "session_sqlx.save", skip_all, fields(table = %self.sql.table))]
