@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use bench::{peer_target, runtime, Contenders, StoreTarget, Workload};
-use criterion::{criterion_group, criterion_main, Criterion};
+use bench::{peer_target, runtime, Contenders, Settings, StoreTarget, Workload};
 use session_memory::MemoryStore;
 
 peer_target!(PeerTarget, tower_sessions_core_0_15);
 
 const POPULATION: usize = 10_000;
 
-fn memory(c: &mut Criterion) {
+fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
     let runtime = runtime();
     let ours =
         Arc::new(runtime.block_on(StoreTarget::populated(MemoryStore::default(), POPULATION)));
@@ -19,13 +21,8 @@ fn memory(c: &mut Criterion) {
         tower_sessions_memory_store::MemoryStore::default(),
         POPULATION,
     )));
-    let mut group = c.benchmark_group("memory");
     Contenders::new(&runtime)
         .add("ours", ours)
         .add("tower-sessions", peer)
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("memory", &Workload::ALL);
 }
-
-criterion_group!(benches, memory);
-criterion_main!(benches);

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use bench::{
-    criterion::Criterion, peer_target, population, runtime, sample_record, Contenders, StoreTarget,
-    Target, Workload,
+    peer_target, population, runtime, sample_record, Contenders, Settings, StoreTarget, Target,
+    Workload,
 };
 use session_core::{
     time::{Duration, OffsetDateTime},
@@ -129,8 +129,10 @@ async fn peer() -> PeerTarget<tower_sessions_moka_store::MokaStore> {
 }
 
 fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
     let runtime = runtime();
-    let mut criterion = Criterion::default().configure_from_args();
 
     let raw = Raw {
         cache: moka::sync::Cache::new(CAPACITY),
@@ -145,16 +147,13 @@ fn main() {
     for record in &raw.records {
         raw.cache.insert(record.id, record.clone());
     }
-    let mut group = criterion.benchmark_group("moka");
     Contenders::new(&runtime)
         .add("ours", Arc::new(runtime.block_on(ours())))
         .add("raw", Arc::new(raw))
         .add("tower-sessions", Arc::new(runtime.block_on(peer())))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("moka", &Workload::ALL);
 
     // Fresh caches holding only the population, like the `save` cells above.
-    let mut group = criterion.benchmark_group("moka-sliding");
     Contenders::new(&runtime)
         .add("ours", Arc::new(Sliding(runtime.block_on(ours()))))
         .add(
@@ -165,7 +164,5 @@ fn main() {
             "memory-store",
             Arc::new(runtime.block_on(StoreTarget::populated(MemoryStore::default(), POPULATION))),
         )
-        .run(&mut group, &[Workload::Save]);
-    group.finish();
-    criterion.final_summary();
+        .run("moka, sliding expiry", &[Workload::Save]);
 }

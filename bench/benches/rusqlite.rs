@@ -22,8 +22,7 @@ use std::{
 };
 
 use bench::{
-    criterion::{criterion_group, criterion_main, Criterion},
-    population, runtime, sample_record, Contenders, StoreTarget, Target, Workload,
+    population, runtime, sample_record, Contenders, Settings, StoreTarget, Target, Workload,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use session_core::{codec, time::OffsetDateTime, Id};
@@ -225,18 +224,16 @@ impl Target for Raw {
     }
 }
 
-fn rusqlite(c: &mut Criterion) {
+fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
     let runtime = runtime();
     let (ours, _ours_dir) = runtime.block_on(ours());
     let ours = Arc::new(ours);
     let raw = Arc::new(runtime.block_on(Raw::new()));
-    let mut group = c.benchmark_group("rusqlite");
     Contenders::new(&runtime)
         .add("ours", ours)
         .add("raw", raw)
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("rusqlite", &Workload::ALL);
 }
-
-criterion_group!(benches, rusqlite);
-criterion_main!(benches);

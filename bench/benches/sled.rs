@@ -11,8 +11,7 @@
 use std::sync::Arc;
 
 use bench::{
-    criterion::Criterion, population, runtime, sample_record, Contenders, StoreTarget, Target,
-    Workload,
+    population, runtime, sample_record, Contenders, Settings, StoreTarget, Target, Workload,
 };
 use session_core::{codec, Id};
 use session_sled::{sled, SledStore};
@@ -64,8 +63,10 @@ impl Target for Raw {
 }
 
 fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
     let runtime = runtime();
-    let mut criterion = Criterion::default().configure_from_args();
 
     let db = temporary_db();
     let store = SledStore::new(&db).expect("open the session trees");
@@ -85,13 +86,10 @@ fn main() {
         raw.tree.insert(key, raw.bytes.clone()).expect("fill raw");
     }
 
-    let mut group = criterion.benchmark_group("sled");
     Contenders::new(&runtime)
         .add("ours", Arc::new(ours))
         .add("raw", Arc::new(raw))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
-    criterion.final_summary();
+        .run("sled", &Workload::ALL);
     // Both temporary databases live until here.
     drop((db, raw_db));
 }

@@ -21,10 +21,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use bench::{
-    criterion::{criterion_group, criterion_main, Criterion},
-    population, runtime, sample_record, Contenders, Target, Workload,
-};
+use bench::{population, runtime, sample_record, Contenders, Settings, Target, Workload};
 use session_core::{codec, time::OffsetDateTime, Id, Record, SessionStore};
 use session_sqlx::{
     sqlx::{
@@ -359,7 +356,7 @@ fn sqlite_sql(table: &str) -> RawSql {
     }
 }
 
-fn sqlx_postgres(c: &mut Criterion) {
+fn sqlx_postgres() {
     let rt = runtime();
     let (ours, raw, peer) = rt.block_on(async {
         drop_postgres_tables(&postgres_pool().await).await;
@@ -387,18 +384,16 @@ fn sqlx_postgres(c: &mut Criterion) {
             Peer::new(peer).await,
         )
     });
-    let mut group = c.benchmark_group("sqlx-postgres");
     // Interleaved per cell, so a burst of load from another process
     // touches all three alike.
     Contenders::new(&rt)
         .add("ours", Arc::new(ours))
         .add("raw", Arc::new(raw))
         .add("peer", Arc::new(peer))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("sqlx-postgres", &Workload::ALL);
 }
 
-fn sqlx_mysql(c: &mut Criterion) {
+fn sqlx_mysql() {
     let rt = runtime();
     let (ours, raw, peer) = rt.block_on(async {
         drop_mysql_tables(&mysql_pool().await).await;
@@ -425,18 +420,16 @@ fn sqlx_mysql(c: &mut Criterion) {
             Peer::new(peer).await,
         )
     });
-    let mut group = c.benchmark_group("sqlx-mysql");
     // Interleaved per cell, so a burst of load from another process
     // touches all three alike.
     Contenders::new(&rt)
         .add("ours", Arc::new(ours))
         .add("raw", Arc::new(raw))
         .add("peer", Arc::new(peer))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("sqlx-mysql", &Workload::ALL);
 }
 
-fn sqlx_sqlite(c: &mut Criterion) {
+fn sqlx_sqlite() {
     let rt = runtime();
     let (ours, raw, peer) = rt.block_on(async {
         let ours = SqliteStore::new(sqlite_pool("ours").await);
@@ -455,16 +448,29 @@ fn sqlx_sqlite(c: &mut Criterion) {
             Peer::new(peer).await,
         )
     });
-    let mut group = c.benchmark_group("sqlx-sqlite");
     // Interleaved per cell, so a burst of load from another process
     // touches all three alike.
     Contenders::new(&rt)
         .add("ours", Arc::new(ours))
         .add("raw", Arc::new(raw))
         .add("peer", Arc::new(peer))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("sqlx-sqlite", &Workload::ALL);
 }
 
-criterion_group!(benches, sqlx_postgres, sqlx_mysql, sqlx_sqlite);
-criterion_main!(benches);
+fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
+    // `BENCH_DIALECTS=postgres,sqlite` runs only those (default: all three).
+    let dialects = std::env::var("BENCH_DIALECTS").unwrap_or_default();
+    let wanted = |name: &str| dialects.is_empty() || dialects.split(',').any(|d| d.trim() == name);
+    if wanted("postgres") {
+        sqlx_postgres();
+    }
+    if wanted("mysql") {
+        sqlx_mysql();
+    }
+    if wanted("sqlite") {
+        sqlx_sqlite();
+    }
+}

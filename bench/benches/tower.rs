@@ -21,7 +21,7 @@ use std::{
 };
 
 use axum::{routing::get, Router};
-use bench::{runtime, CONCURRENCY};
+use bench::{median, runtime, CONCURRENCY};
 use reqwest::header::{COOKIE, SET_COOKIE};
 
 /// Who serves the requests.
@@ -186,11 +186,6 @@ async fn drive(
     sent as f64 / started.elapsed().as_secs_f64()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -203,7 +198,7 @@ fn main() {
     // `cargo bench` passes criterion-style flags; this load tool has its
     // own knobs (environment) and ignores them. `cargo test --benches`
     // passes no `--bench`: do nothing then.
-    if !std::env::args().any(|arg| arg == "--bench") {
+    if !bench::Settings::is_bench_run() {
         return;
     }
     let rounds: usize = env_or("TOWER_BENCH_ROUNDS", 5);

@@ -3,23 +3,23 @@
 //! work in the same run.
 //!
 //! A [`Target`] is anything that can load, save, create and delete a session
-//! picked by a number. [`bench_target`] runs the four workloads (`load`,
-//! `save`, `create`, `mixed`: 80% load, 15% save, 4% create, 1% delete) at 1
-//! and 64 concurrent tasks on a two-worker tokio runtime and reports the time
-//! per operation (criterion's throughput is operations per second over all
-//! tasks).
+//! picked by a number. [`Contenders`], the load tool, runs the four workloads
+//! (`load`, `save`, `create`, `mixed`: 80% load, 15% save, 4% create, 1%
+//! delete) at 1 and 64 concurrent tasks on a two-worker tokio runtime, for
+//! several interleaved rounds per target, and reports the median time per
+//! operation. Micro-benchmarks (ids, the codec) use criterion instead.
 
 use std::{
     future::Future,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
-use criterion::{BenchmarkGroup, Throughput};
 use serde_json::json;
 use session_core::{time::OffsetDateTime, Data, Id, Record, SessionStore};
-
-pub use criterion;
 
 /// The concurrency levels every store is measured at.
 pub const CONCURRENCY: [usize; 2] = [1, 64];
@@ -271,128 +271,288 @@ async fn run_op<T: Target>(target: &T, workload: Workload, state: &mut u64) {
     }
 }
 
-/// Runs `ops` operations of `workload` spread over `tasks` tasks and returns
-/// the wall time they took together.
-pub async fn drive<T: Target>(
+/// Runs `workload` on `tasks` tasks for `length` and returns how many
+/// operations completed and the wall time they took (from the start until the
+/// last task finished its operation in flight when time was up).
+pub async fn drive_for<T: Target>(
     target: Arc<T>,
     workload: Workload,
     tasks: usize,
-    ops: u64,
-) -> Duration {
+    length: Duration,
+) -> (u64, Duration) {
     let tasks = tasks.max(1);
-    let per_task = ops / tasks as u64;
-    let extra = ops % tasks as u64;
+    let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
     for task in 0..tasks {
         let target = Arc::clone(&target);
-        let count = per_task + u64::from((task as u64) < extra);
+        let stop = Arc::clone(&stop);
         handles.push(tokio::spawn(async move {
             let mut state =
                 0x9E37_79B9_7F4A_7C15 ^ (task as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            for _ in 0..count {
+            let mut done = 0_u64;
+            while !stop.load(Ordering::Relaxed) {
                 run_op(&*target, workload, &mut state).await;
+                done += 1;
             }
+            done
         }));
     }
+    // A plain thread keeps time: a store whose calls never wait (memory,
+    // moka, sled) keeps both workers busy, and tokio's timer would not fire
+    // until a worker parks.
+    let timer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(length);
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut ops = 0;
     for handle in handles {
-        handle.await.expect("benchmark task panicked");
+        ops += handle.await.expect("benchmark task panicked");
     }
-    start.elapsed()
+    let elapsed = start.elapsed();
+    timer.join().expect("benchmark timer panicked");
+    (ops, elapsed)
 }
 
-type Runner<'a> = Box<dyn Fn(Workload, usize, u64) -> Duration + 'a>;
+/// How long and how often [`Contenders`] measures each cell, from the
+/// environment:
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `BENCH_ROUNDS` | 7 | measured rounds per target and cell (the median is reported) |
+/// | `BENCH_ROUND_MS` | 500 | length of one round |
+/// | `BENCH_WARM_UP_MS` | 200 | one unmeasured round per target before each cell |
+///
+/// and from the command line (`cargo bench -p bench --bench redis -- save/64`):
+/// the first argument that is not a flag keeps only the cells whose
+/// `<workload>/<tasks>` contains it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Measured rounds per target and cell.
+    pub rounds: usize,
+    /// Length of one round.
+    pub round: Duration,
+    /// Length of the warm-up round.
+    pub warm_up: Duration,
+    /// Only cells whose `<workload>/<tasks>` contains this.
+    pub filter: Option<String>,
+}
 
-/// Several targets measured side by side: for each workload and concurrency
-/// level, every target runs in turn before the next cell starts (who goes
-/// first rotates from cell to cell), so a noisy moment of the machine hits
-/// all of them alike instead of one.
+impl Settings {
+    /// Reads the settings from the environment and the command line.
+    pub fn from_env() -> Self {
+        fn env_or(name: &str, default: u64) -> u64 {
+            std::env::var(name)
+                .ok()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(default)
+        }
+        Self {
+            rounds: usize::try_from(env_or("BENCH_ROUNDS", 7))
+                .unwrap_or(7)
+                .max(1),
+            round: Duration::from_millis(env_or("BENCH_ROUND_MS", 500)),
+            warm_up: Duration::from_millis(env_or("BENCH_WARM_UP_MS", 200)),
+            filter: filter_argument(std::env::args().skip(1)),
+        }
+    }
+
+    /// Whether the benchmark binary was started by `cargo bench` (which
+    /// passes `--bench`) rather than by `cargo test --benches`, which only
+    /// checks that it runs: the load tool then does nothing.
+    pub fn is_bench_run() -> bool {
+        std::env::args().any(|arg| arg == "--bench")
+    }
+}
+
+/// The first argument that is neither a flag nor a flag's value: `cargo
+/// bench -- save/64` passes `save/64 --bench`; criterion-style flags such
+/// as `--warm-up-time 1` are skipped with their value.
+fn filter_argument(args: impl Iterator<Item = String>) -> Option<String> {
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--bench" {
+            continue;
+        }
+        if arg.starts_with('-') {
+            if !arg.contains('=') && args.peek().is_some_and(|next| !next.starts_with('-')) {
+                args.next();
+            }
+            continue;
+        }
+        return Some(arg);
+    }
+    None
+}
+
+/// CPU time this process has used so far (user and system, all threads),
+/// from `/proc/self/stat` in clock ticks of 10 ms; `None` where that file
+/// does not exist.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the file, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The median of `values` (which must not be empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+type Runner<'a> = Box<dyn Fn(Workload, usize, Duration) -> (u64, Duration) + 'a>;
+
+/// The load tool: several targets measured side by side. For each workload
+/// and concurrency level (a cell), every target warms up, then the targets
+/// take turns for [`Settings::rounds`] rounds (who goes first rotates from
+/// round to round), so a noisy moment of the machine hits all of them alike
+/// instead of one. Each target's figure is the median of its rounds, in
+/// microseconds per operation (at 64 tasks, wall time over operations: the
+/// inverse of throughput).
+///
+/// The first target added is "ours": the table ends with `ours ÷ x` for every
+/// other target x, our throughput over x's (above 1, ours is faster).
 ///
 /// ```no_run
 /// # use std::sync::Arc;
-/// # fn demo<A: bench::Target, B: bench::Target>(c: &mut criterion::Criterion, a: Arc<A>, b: Arc<B>) {
+/// # fn demo<A: bench::Target, B: bench::Target>(a: Arc<A>, b: Arc<B>) {
 /// let runtime = bench::runtime();
-/// let mut group = c.benchmark_group("store");
 /// bench::Contenders::new(&runtime)
 ///     .add("ours", a)
 ///     .add("raw", b)
-///     .run(&mut group, &bench::Workload::ALL);
+///     .run("store", &bench::Workload::ALL);
 /// # }
 /// ```
 pub struct Contenders<'a> {
     runtime: &'a tokio::runtime::Runtime,
     entries: Vec<(String, Runner<'a>)>,
+    settings: Settings,
 }
 
 impl<'a> Contenders<'a> {
-    /// No targets yet, on `runtime`.
+    /// No targets yet, on `runtime`, with [`Settings::from_env`].
     pub fn new(runtime: &'a tokio::runtime::Runtime) -> Self {
         Self {
             runtime,
             entries: Vec::new(),
+            settings: Settings::from_env(),
         }
     }
 
-    /// Adds `target` under `name`.
+    /// Adds `target` under `name` (unless `BENCH_TARGETS`, a comma-separated
+    /// list of names, leaves it out: handy under a profiler).
     pub fn add<T: Target>(mut self, name: &str, target: Arc<T>) -> Self {
+        if let Ok(names) = std::env::var("BENCH_TARGETS") {
+            if !names.split(',').any(|wanted| wanted.trim() == name) {
+                return self;
+            }
+        }
         let runtime = self.runtime;
         self.entries.push((
             name.to_owned(),
-            Box::new(move |workload, tasks, ops| {
-                runtime.block_on(drive(Arc::clone(&target), workload, tasks, ops))
+            Box::new(move |workload, tasks, length| {
+                runtime.block_on(drive_for(Arc::clone(&target), workload, tasks, length))
             }),
         ));
         self
     }
 
-    /// Measures every target on `workloads` at every concurrency level, as
-    /// `<workload>/<tasks>/<name>` in `group`.
-    pub fn run(
-        &self,
-        group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-        workloads: &[Workload],
-    ) {
-        group.throughput(Throughput::Elements(1));
-        let count = self.entries.len().max(1);
-        let mut cell = 0;
+    /// Measures every target on `workloads` at every concurrency level,
+    /// printing each cell as it completes and, at the end, a Markdown table
+    /// under the heading `title`. Returns the table.
+    #[allow(clippy::print_stdout, clippy::print_stderr)] // The table is the output.
+    pub fn run(&self, title: &str, workloads: &[Workload]) -> String {
+        let settings = &self.settings;
+        let names: Vec<&str> = self.entries.iter().map(|(name, _)| name.as_str()).collect();
+        let mut table = format!(
+            "{title} (µs per operation, median of {} interleaved rounds of {} ms)\n\n| workload | tasks |",
+            settings.rounds,
+            settings.round.as_millis()
+        );
+        for name in &names {
+            table.push_str(&format!(" {name} |"));
+        }
+        for name in names.iter().skip(1) {
+            table.push_str(&format!(" {} ÷ {name} |", names[0]));
+        }
+        table.push_str("\n|---|---|");
+        table.push_str(&"---|".repeat(names.len() * 2 - 1));
+        table.push('\n');
+        let count = self.entries.len();
         for &workload in workloads {
             for tasks in CONCURRENCY {
-                // Rotate who goes first, so drift in the machine's load
-                // within a cell does not always fall on the same target.
-                for turn in 0..self.entries.len() {
-                    let (name, runner) = &self.entries[(cell + turn) % count];
-                    let id = format!("{}/{tasks}/{name}", workload.name());
-                    group.bench_function(id, |b| b.iter_custom(|ops| runner(workload, tasks, ops)));
+                let cell = format!("{}/{tasks}", workload.name());
+                if let Some(filter) = &settings.filter {
+                    if !cell.contains(filter.as_str()) {
+                        continue;
+                    }
                 }
-                cell += 1;
+                for (_, runner) in &self.entries {
+                    runner(workload, tasks, settings.warm_up);
+                }
+                let mut figures: Vec<Vec<f64>> = vec![Vec::new(); count];
+                // Client CPU (this process) over all rounds: total and ops.
+                let mut cpu = vec![(Duration::ZERO, 0_u64); count];
+                for round in 0..settings.rounds {
+                    for turn in 0..count {
+                        let index = (round + turn) % count;
+                        let cpu_before = process_cpu_time();
+                        let (ops, elapsed) =
+                            (self.entries[index].1)(workload, tasks, settings.round);
+                        if let (Some(before), Some(after)) = (cpu_before, process_cpu_time()) {
+                            cpu[index].0 += after.saturating_sub(before);
+                            cpu[index].1 += ops;
+                        }
+                        figures[index].push(elapsed.as_secs_f64() * 1e6 / ops.max(1) as f64);
+                    }
+                }
+                let medians: Vec<f64> = figures.iter().cloned().map(median).collect();
+                let mut line = format!("| {} | {tasks} |", workload.name());
+                for (index, figure) in medians.iter().enumerate() {
+                    line.push_str(&format!(" {} |", three_digits(*figure)));
+                    let low = figures[index].iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = figures[index].iter().copied().fold(0.0, f64::max);
+                    let (cpu_time, cpu_ops) = cpu[index];
+                    eprintln!(
+                        "{title} {cell} {}: median {} µs/op (rounds {}..{}), client CPU {} µs/op",
+                        names[index],
+                        three_digits(*figure),
+                        three_digits(low),
+                        three_digits(high),
+                        three_digits(cpu_time.as_secs_f64() * 1e6 / cpu_ops.max(1) as f64)
+                    );
+                }
+                for figure in medians.iter().skip(1) {
+                    line.push_str(&format!(" {:.2}x |", figure / medians[0]));
+                }
+                table.push_str(&line);
+                table.push('\n');
             }
         }
+        println!("\n{table}");
+        table
     }
 }
 
-/// Measures one `target` under `name` on every workload at every concurrency
-/// level. Prefer [`Contenders`] to compare targets: it interleaves them.
-pub fn bench_target<T: Target>(
-    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    runtime: &tokio::runtime::Runtime,
-    name: &str,
-    target: Arc<T>,
-) {
-    Contenders::new(runtime)
-        .add(name, target)
-        .run(group, &Workload::ALL);
-}
-
-/// Measures one `target` under `name` on one workload at every concurrency
-/// level.
-pub fn bench_workload<T: Target>(
-    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    runtime: &tokio::runtime::Runtime,
-    name: &str,
-    target: Arc<T>,
-    workload: Workload,
-) {
-    Contenders::new(runtime)
-        .add(name, target)
-        .run(group, &[workload]);
+/// `value` with three significant digits (at least none after the point).
+pub fn three_digits(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
 }

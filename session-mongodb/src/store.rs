@@ -32,7 +32,7 @@ pub const EXPIRES_AT_FIELD: &str = "expires_at";
 /// `DateTime` only keeps milliseconds.
 pub const EXPIRES_AT_MICROS_FIELD: &str = "expires_at_micros";
 
-/// The session data: the bytes of [`session_core::codec::encode_data`] (JSON)
+/// The session data: the bytes of [`session_core::codec::encode_data`] (MessagePack)
 /// in a BSON binary (generic subtype).
 pub const DATA_FIELD: &str = "data";
 
@@ -67,7 +67,7 @@ pub fn bounded_timeouts(options: &mut ClientOptions) {
 /// A [`SessionStore`] keeping each session in a MongoDB document:
 ///
 /// ```text
-/// { _id: "<session id>", data: BinData(0, <JSON>),
+/// { _id: "<session id>", data: BinData(0, <MessagePack>),
 ///   expires_at: ISODate(..), expires_at_micros: NumberLong(..) }
 /// ```
 ///

@@ -154,7 +154,7 @@ fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
         let now = OffsetDateTime::now_utc();
         for entry in f.records.iter() {
             let (_, value) = entry.unwrap();
-            let record: Record = serde_json::from_slice(&value[8..]).unwrap();
+            let record: Record = session_core::codec::decode_record(&value[8..]).unwrap();
             assert!(record.is_active_at(now), "the sweep left an expired record");
         }
     });

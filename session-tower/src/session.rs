@@ -11,7 +11,7 @@ use std::{
 use http::HeaderValue;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
-use session_core::{codec, Data, Id, Record, SessionStore};
+use session_core::{Data, Id, Record, SessionStore};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
@@ -306,7 +306,7 @@ impl Session {
     /// key), decodes and has not expired. Anything else is a fresh session.
     fn cookie_record(&self) -> Option<Record> {
         let value = self.inner.config.cookie.read(&self.inner.cookie_headers)?;
-        let record = match codec::decode_record(value.as_bytes()) {
+        let record = match serde_json::from_str::<Record>(&value) {
             Ok(record) => record,
             Err(error) => {
                 // Authentic yet undecodable: written by another version.
@@ -475,7 +475,7 @@ struct Sealed {
 /// at most 13 more bytes of JSON, so 20 more of base64).
 pub(crate) const CHANGE_LIMIT: usize = COOKIE_SIZE_LIMIT - 24;
 
-/// Encodes `state` as a record saved at `now` (with the shared codec),
+/// Encodes `state` as a record saved at `now` (as JSON),
 /// encrypts it into the cookie, and checks the header fits `limit`.
 fn sealed_cookie(
     config: &Config,
@@ -493,8 +493,10 @@ fn sealed_cookie(
         data,
         expiry_date: policy.expiry_date_at(now),
     };
-    let json =
-        String::from_utf8(codec::encode_record(&record)?).map_err(session_core::Error::encode)?;
+    // JSON, not the stores' MessagePack: a cookie value is text, and the
+    // private jar encrypts and base64-encodes it once; MessagePack would
+    // need a base64 pass of its own first and end up longer.
+    let json = serde_json::to_string(&record).map_err(session_core::Error::encode)?;
     let max_age = policy.max_age_at(record.expiry_date, now);
     let header = config.cookie.set_cookie(json, max_age).ok_or_else(|| {
         session_core::Error::encode("the session cookie is not a valid header value")
@@ -565,7 +567,7 @@ mod tests {
         state
             .data
             .insert("k".into(), Value::String("x".repeat(fits)));
-        (fits, codec::encode_data(&state.data).unwrap().len())
+        (fits, serde_json::to_vec(&state.data).unwrap().len())
     }
 
     #[test]

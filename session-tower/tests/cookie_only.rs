@@ -12,7 +12,6 @@ use common::*;
 use cookie::{Cookie, CookieJar};
 use serde_json::json;
 use session_core::{
-    codec,
     time::{Duration, OffsetDateTime},
     Id, Record,
 };
@@ -75,12 +74,12 @@ fn open(key: &Key, value: &str) -> Record {
         .private(key)
         .decrypt(Cookie::new("id", value.to_owned()))
         .expect("decrypts with the key");
-    codec::decode_record(cookie.value().as_bytes()).unwrap()
+    serde_json::from_str(cookie.value()).unwrap()
 }
 
 /// A cookie value holding `record`, encrypted with `key` as the layer does.
 fn craft(key: &Key, record: &Record) -> String {
-    let json = String::from_utf8(codec::encode_record(record).unwrap()).unwrap();
+    let json = serde_json::to_string(record).unwrap();
     let mut jar = CookieJar::new();
     jar.private_mut(key).add(Cookie::new("id", json));
     jar.get("id").unwrap().value().to_owned()

@@ -3,15 +3,16 @@
 //! workloads, same server, same run.
 //!
 //! ```text
-//! MONGODB_URL=mongodb://127.0.0.1:27117 cargo bench -p bench --bench mongodb
+//! MONGODB_URL=mongodb://127.0.0.1:27117 cargo bench -p bench-mongodb
 //! ```
 //!
 //! Each target gets a collection of its own, dropped when the bench ends.
 
 use std::{hint::black_box, sync::Arc};
 
-use bench::{population, runtime, sample_record, Contenders, StoreTarget, Target, Workload};
-use criterion::{criterion_group, criterion_main, Criterion};
+use bench::{
+    population, runtime, sample_record, Contenders, Settings, StoreTarget, Target, Workload,
+};
 use session_core::{codec, Id, Record};
 use session_mongodb::{
     mongodb::{
@@ -207,7 +208,10 @@ impl Target for Peer {
     }
 }
 
-fn mongodb_stores(c: &mut Criterion) {
+fn main() {
+    if !Settings::is_bench_run() {
+        return;
+    }
     let runtime = runtime();
     let ours = Arc::new(runtime.block_on(ours()));
     let raw = Arc::new(runtime.block_on(Raw::new()));
@@ -215,19 +219,14 @@ fn mongodb_stores(c: &mut Criterion) {
 
     // Contenders interleaves the three targets cell by cell, so the test
     // server's drift (it slows down as collections grow) hits all alike.
-    let mut group = c.benchmark_group("mongodb");
     Contenders::new(&runtime)
         .add("ours", Arc::clone(&ours))
         .add("raw-driver", Arc::clone(&raw))
         .add("tower-sessions", Arc::clone(&peer))
-        .run(&mut group, &Workload::ALL);
-    group.finish();
+        .run("mongodb", &Workload::ALL);
 
     runtime.block_on(async {
         ours.store().collection().drop().await.expect("drop ours");
         raw.collection.drop().await.expect("drop raw");
     });
 }
-
-criterion_group!(benches, mongodb_stores);
-criterion_main!(benches);
