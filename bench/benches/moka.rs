@@ -9,7 +9,7 @@
 //! in-memory `save` can cost.
 //!
 //! ```text
-//! cargo bench -p bench --bench moka -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p bench --bench moka
 //! ```
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 //!   rusqlite 0.40 (libsqlite3-sys newer than 0.30), which cannot link beside
 //!   the libsqlite3-sys 0.30 that sqlx 0.8 and rusqlite 0.32 share.
 //!
-//! `cargo bench -p bench --bench rusqlite -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p bench --bench rusqlite`
 
 use std::{
     hint::black_box,

@@ -5,7 +5,7 @@
 //! reachable to look further).
 //!
 //! ```text
-//! cargo bench -p bench --bench sled -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p bench --bench sled
 //! ```
 
 use std::sync::Arc;

@@ -16,8 +16,15 @@
 //! scratch directory. Tables live in the schema / database
 //! `session_sqlx_bench` and are recreated on every run.
 //!
-//! `cargo bench -p bench --bench sqlx -- --warm-up-time 1 --measurement-time 3`
-//! (add `sqlx-postgres`, `sqlx-mysql` or `sqlx-sqlite` to run one database).
+//! `cargo bench -p bench --bench sqlx`, with, in the environment:
+//!
+//! - `BENCH_DIALECTS=postgres,mysql,sqlite`: which databases (default all);
+//! - `BENCH_PG_SYNCHRONOUS_COMMIT=off`: PostgreSQL connections (every
+//!   target's) commit without waiting for the WAL flush;
+//! - `BENCH_SQL_PING=off`: pools hand out connections without sqlx's ping,
+//!   so each call is one round trip (the floor the crate docs mention);
+//!
+//! and the load tool's own settings (`bench::Settings`).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -27,7 +34,7 @@ use session_sqlx::{
     sqlx::{
         self,
         mysql::MySqlPoolOptions,
-        postgres::PgPoolOptions,
+        postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
         MySqlPool, PgPool, SqlitePool,
     },
@@ -262,10 +269,28 @@ raw_target!(SqlitePool, codec::unix_micros);
 
 // ---- set-up ---------------------------------------------------------------
 
+/// Whether pools ping a connection before handing it out (sqlx's default,
+/// a second round trip per call); `BENCH_SQL_PING=off` turns it off for
+/// every networked pool of the bench, to measure the one-round-trip floor.
+fn ping_before_acquire() -> bool {
+    std::env::var("BENCH_SQL_PING").map_or(true, |value| value != "off")
+}
+
+/// Every PostgreSQL pool of the bench (ours, raw, peer alike). With
+/// `BENCH_PG_SYNCHRONOUS_COMMIT` set (`off`, `local`, ...), its connections
+/// run with that `synchronous_commit`: `off` takes the wait for the WAL flush
+/// out of every commit, so what remains is round trips and server work.
 async fn postgres_pool() -> PgPool {
+    let mut options: PgConnectOptions = postgres_url()
+        .parse()
+        .unwrap_or_else(|error| panic!("DATABASE_URL {}: {error}", postgres_url()));
+    if let Ok(mode) = std::env::var("BENCH_PG_SYNCHRONOUS_COMMIT") {
+        options = options.options([("synchronous_commit", mode)]);
+    }
     PgPoolOptions::new()
         .max_connections(CONNECTIONS)
-        .connect(&postgres_url())
+        .test_before_acquire(ping_before_acquire())
+        .connect_with(options)
         .await
         .unwrap_or_else(|error| panic!("PostgreSQL at {}: {error}", postgres_url()))
 }
@@ -273,6 +298,7 @@ async fn postgres_pool() -> PgPool {
 async fn mysql_pool() -> MySqlPool {
     MySqlPoolOptions::new()
         .max_connections(CONNECTIONS)
+        .test_before_acquire(ping_before_acquire())
         .connect(&mysql_url())
         .await
         .unwrap_or_else(|error| panic!("MySQL/MariaDB at {}: {error}", mysql_url()))
