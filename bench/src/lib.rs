@@ -18,6 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use serde_json::json;
 use session_core::{time::OffsetDateTime, Data, Id, Record, SessionStore};
 
