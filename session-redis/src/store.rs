@@ -164,27 +164,32 @@ where
     }
 
     /// `SET key value [NX] PXAT <expiry>`: whether the value was written.
+    ///
+    /// Every fred command future here is boxed on its own: it is about 5 KB,
+    /// and held inline it would make the future `#[async_trait]` boxes for
+    /// each store call 5 KB too, copied whole as it moves into its box. A box
+    /// of its own is one allocation of a future built once; measured at 64
+    /// concurrent loads it saves about 1 µs of CPU per call (see the README's
+    /// Redis figures).
     async fn set(&self, record: &Record, only_if_absent: bool) -> Result<bool> {
         self.check_server_version()?;
         let value = Bytes::from(codec::encode_record(record)?);
         let options = only_if_absent.then_some(SetOptions::NX);
-        let reply: Value = self
-            .client
-            .set(
-                self.key(&record.id),
-                value,
-                Some(Expiration::PXAT(expiry_millis(record.expiry_date))),
-                options,
-                false,
-            )
-            .await
-            .map_err(|error| {
-                // An old server rejects PXAT as a syntax error; say why.
-                match self.check_server_version() {
-                    Err(too_old) => too_old,
-                    Ok(()) => backend(error),
-                }
-            })?;
+        let reply: Value = Box::pin(self.client.set(
+            self.key(&record.id),
+            value,
+            Some(Expiration::PXAT(expiry_millis(record.expiry_date))),
+            options,
+            false,
+        ))
+        .await
+        .map_err(|error| {
+            // An old server rejects PXAT as a syntax error; say why.
+            match self.check_server_version() {
+                Err(too_old) => too_old,
+                Ok(()) => backend(error),
+            }
+        })?;
         // `OK` when written, nil when NX found the key taken.
         Ok(!reply.is_null())
     }
@@ -227,9 +232,7 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(session.id = %session_id))]
     async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
-        let bytes: Option<Bytes> = self
-            .client
-            .get(self.key(session_id))
+        let bytes: Option<Bytes> = Box::pin(self.client.get(self.key(session_id)))
             .await
             .map_err(backend)?;
         let Some(bytes) = bytes else {
@@ -244,9 +247,7 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(session.id = %session_id))]
     async fn delete(&self, session_id: &Id) -> Result<()> {
-        let _removed: i64 = self
-            .client
-            .del(self.key(session_id))
+        let _removed: i64 = Box::pin(self.client.del(self.key(session_id)))
             .await
             .map_err(backend)?;
         Ok(())
