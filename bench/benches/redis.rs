@@ -86,11 +86,12 @@ impl Target for Raw {
     }
 
     async fn create(&self) {
+        let id = Id::default();
         let _: Value = self
             .pool
             .set(
-                format!("bench:raw:{}", Id::default()),
-                self.value(Id::default().0 as u64),
+                format!("bench:raw:{id}"),
+                self.value(id.0 as u64),
                 Some(Expiration::PXAT(self.expiry_ms)),
                 Some(SetOptions::NX),
                 false,

@@ -283,7 +283,7 @@ fn ping_before_acquire() -> bool {
 async fn postgres_pool() -> PgPool {
     let mut options: PgConnectOptions = postgres_url()
         .parse()
-        .unwrap_or_else(|error| panic!("DATABASE_URL {}: {error}", postgres_url()));
+        .unwrap_or_else(|error| panic!("POSTGRES_URL {}: {error}", postgres_url()));
     if let Ok(mode) = std::env::var("BENCH_PG_SYNCHRONOUS_COMMIT") {
         options = options.options([("synchronous_commit", mode)]);
     }
@@ -382,6 +382,22 @@ fn sqlite_sql(table: &str) -> RawSql {
     }
 }
 
+/// Ours, raw and the peer on one database, interleaved per cell, so a burst
+/// of load from another process touches all three alike.
+fn compare(
+    rt: &tokio::runtime::Runtime,
+    title: &str,
+    ours: impl Target,
+    raw: impl Target,
+    peer: impl Target,
+) {
+    Contenders::new(rt)
+        .add("ours", Arc::new(ours))
+        .add("raw", Arc::new(raw))
+        .add("peer", Arc::new(peer))
+        .run(title, &Workload::ALL);
+}
+
 fn sqlx_postgres() {
     let rt = runtime();
     let (ours, raw, peer) = rt.block_on(async {
@@ -410,13 +426,7 @@ fn sqlx_postgres() {
             Peer::new(peer).await,
         )
     });
-    // Interleaved per cell, so a burst of load from another process
-    // touches all three alike.
-    Contenders::new(&rt)
-        .add("ours", Arc::new(ours))
-        .add("raw", Arc::new(raw))
-        .add("peer", Arc::new(peer))
-        .run("sqlx-postgres", &Workload::ALL);
+    compare(&rt, "sqlx-postgres", ours, raw, peer);
 }
 
 fn sqlx_mysql() {
@@ -446,13 +456,7 @@ fn sqlx_mysql() {
             Peer::new(peer).await,
         )
     });
-    // Interleaved per cell, so a burst of load from another process
-    // touches all three alike.
-    Contenders::new(&rt)
-        .add("ours", Arc::new(ours))
-        .add("raw", Arc::new(raw))
-        .add("peer", Arc::new(peer))
-        .run("sqlx-mysql", &Workload::ALL);
+    compare(&rt, "sqlx-mysql", ours, raw, peer);
 }
 
 fn sqlx_sqlite() {
@@ -474,13 +478,7 @@ fn sqlx_sqlite() {
             Peer::new(peer).await,
         )
     });
-    // Interleaved per cell, so a burst of load from another process
-    // touches all three alike.
-    Contenders::new(&rt)
-        .add("ours", Arc::new(ours))
-        .add("raw", Arc::new(raw))
-        .add("peer", Arc::new(peer))
-        .run("sqlx-sqlite", &Workload::ALL);
+    compare(&rt, "sqlx-sqlite", ours, raw, peer);
 }
 
 fn main() {
