@@ -162,7 +162,9 @@ fn main() {
         )
         .add(
             "memory-store",
-            Arc::new(runtime.block_on(StoreTarget::populated(MemoryStore::default(), POPULATION))),
+            Arc::new(
+                runtime.block_on(StoreTarget::populated(MemoryStore::unbounded(), POPULATION)),
+            ),
         )
         .run("moka, sliding expiry", &[Workload::Save]);
 }

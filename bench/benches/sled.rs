@@ -1,4 +1,6 @@
 //! `SledStore` beside raw sled `get`/`insert` of the same bytes (the floor),
+//! raw sled doing the equivalent tree operations in a transaction
+//! (`raw-transaction`: the record and its expiry entry together),
 //! each on its own temporary database, measured interleaved cell by cell.
 //! No peer: no tower-sessions store on sled is known to us (none among the
 //! tower-sessions stores this workspace uses; crates.io search was not
@@ -62,6 +64,95 @@ impl Target for Raw {
     }
 }
 
+/// The equivalent tree operations: what a session store on sled must at
+/// least do, with no encoding or decoding. A record tree and an expiry index
+/// tree (`expiry ‖ id`), changed together in one sled transaction, as ours
+/// does (ours has a third tree, the user index, which these records without
+/// a user do not touch). `update` and `touch` read the record in the
+/// transaction before writing it, as a compare-and-swap must.
+struct RawTransaction {
+    records: sled::Tree,
+    expiry: sled::Tree,
+    keys: Vec<[u8; 16]>,
+    bytes: sled::IVec,
+}
+
+type TxResult = sled::transaction::ConflictableTransactionResult<(), ()>;
+
+impl RawTransaction {
+    fn expiry_key(id: &[u8; 16]) -> [u8; 24] {
+        let mut key = [0u8; 24];
+        key[..8].copy_from_slice(&1_800_000_000u64.to_be_bytes());
+        key[8..].copy_from_slice(id);
+        key
+    }
+
+    /// Writes the record and moves its expiry entry; with `read`, reads the
+    /// record first.
+    fn write(&self, id: &[u8; 16], read: bool) {
+        use sled::Transactional as _;
+        let result: sled::transaction::TransactionResult<(), ()> = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| -> TxResult {
+                if read {
+                    std::hint::black_box(records.get(id)?);
+                }
+                let key = Self::expiry_key(id);
+                if records.insert(id, self.bytes.clone())?.is_some() {
+                    expiry.remove(&key)?;
+                }
+                expiry.insert(&key, &[])?;
+                Ok(())
+            });
+        result.expect("transaction");
+    }
+}
+
+impl Target for RawTransaction {
+    async fn load(&self, key: u64) {
+        std::hint::black_box(self.records.get(pick(&self.keys, key)).expect("get"));
+    }
+
+    async fn save(&self, key: u64) {
+        self.write(pick(&self.keys, key), false);
+    }
+
+    async fn create(&self) {
+        use sled::Transactional as _;
+        let id = Id::default().to_bytes();
+        let result: sled::transaction::TransactionResult<(), ()> = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| -> TxResult {
+                if records.get(id)?.is_some() {
+                    return sled::transaction::abort(());
+                }
+                records.insert(&id, self.bytes.clone())?;
+                expiry.insert(&Self::expiry_key(&id), &[])?;
+                Ok(())
+            });
+        result.expect("fresh id");
+    }
+
+    async fn delete(&self, key: u64) {
+        use sled::Transactional as _;
+        let id = pick(&self.keys, key);
+        let result: sled::transaction::TransactionResult<(), ()> = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| -> TxResult {
+                if records.remove(id)?.is_some() {
+                    expiry.remove(&Self::expiry_key(id))?;
+                }
+                Ok(())
+            });
+        result.expect("transaction");
+    }
+
+    async fn update(&self, key: u64) {
+        self.write(pick(&self.keys, key), true);
+    }
+
+    async fn touch(&self, key: u64) {
+        self.write(pick(&self.keys, key), true);
+    }
+}
+
 fn main() {
     if !Settings::is_bench_run() {
         return;
@@ -86,10 +177,22 @@ fn main() {
         raw.tree.insert(key, raw.bytes.clone()).expect("fill raw");
     }
 
+    let tx_db = temporary_db();
+    let raw_transaction = RawTransaction {
+        records: tx_db.open_tree("records").expect("open the records tree"),
+        expiry: tx_db.open_tree("expiry").expect("open the expiry tree"),
+        keys: raw.keys.clone(),
+        bytes: raw.bytes.clone(),
+    };
+    for key in &raw_transaction.keys {
+        raw_transaction.write(key, false);
+    }
+
     Contenders::new(&runtime)
         .add("ours", Arc::new(ours))
         .add("raw", Arc::new(raw))
+        .add("raw-transaction", Arc::new(raw_transaction))
         .run("sled", &Workload::ALL);
-    // Both temporary databases live until here.
-    drop((db, raw_db));
+    // The temporary databases live until here.
+    drop((db, raw_db, tx_db));
 }

@@ -54,7 +54,7 @@ impl Variant {
         };
         match self {
             Variant::Ours => ours().layer(session_tower::SessionManagerLayer::new(
-                session_memory::MemoryStore::default(),
+                session_memory::MemoryStore::unbounded(),
             )),
             Variant::CookieOnly => ours().layer(session_tower::SessionManagerLayer::cookie_only(
                 session_tower::Key::generate(),

@@ -39,15 +39,25 @@ pub enum Workload {
     Create,
     /// 80% load, 15% save, 4% create, 1% delete.
     Mixed,
+    /// Write an existing session back with a compare-and-swap `update` over
+    /// its current version (ours); a target without one (raw drivers, the
+    /// peers) saves instead, which is what tower-sessions does.
+    Update,
+    /// Move an existing session's expiry forward (sliding expiry) with
+    /// `touch` (ours); a target without one (raw drivers, the peers) saves
+    /// instead, which is what tower-sessions does for a sliding session.
+    Touch,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Load,
         Workload::Save,
         Workload::Create,
         Workload::Mixed,
+        Workload::Update,
+        Workload::Touch,
     ];
 
     /// The name used in benchmark ids.
@@ -57,6 +67,8 @@ impl Workload {
             Workload::Save => "save",
             Workload::Create => "create",
             Workload::Mixed => "mixed",
+            Workload::Update => "update",
+            Workload::Touch => "touch",
         }
     }
 }
@@ -72,6 +84,16 @@ pub trait Target: Send + Sync + 'static {
     fn create(&self) -> impl Future<Output = ()> + Send;
     /// Deletes the session picked by `key`.
     fn delete(&self, key: u64) -> impl Future<Output = ()> + Send;
+    /// Writes the session picked by `key` back over its current version;
+    /// by default a [`save`](Self::save), for targets with no `update`.
+    fn update(&self, key: u64) -> impl Future<Output = ()> + Send {
+        self.save(key)
+    }
+    /// Moves the expiry of the session picked by `key` forward; by default
+    /// a [`save`](Self::save).
+    fn touch(&self, key: u64) -> impl Future<Output = ()> + Send {
+        self.save(key)
+    }
 }
 
 /// A realistic session's data: a user, a few flags, a small cart; about 300
@@ -114,6 +136,13 @@ pub fn population(count: usize) -> Vec<Id> {
 pub struct StoreTarget<S> {
     store: S,
     records: Vec<Record>,
+    /// Each record's version as last written by an `update`.
+    versions: Vec<std::sync::atomic::AtomicU64>,
+    /// Each record, lent to one `update` at a time: the compare-and-swap
+    /// writes it in place, so the harness adds no copy that `save` (which
+    /// takes the record by reference) does not pay either. A task that finds
+    /// the slot taken (another task on the same key) works on a copy.
+    lent: Vec<std::sync::Mutex<Option<Record>>>,
     template: Record,
 }
 
@@ -131,9 +160,19 @@ impl<S: SessionStore> StoreTarget<S> {
         for record in &records {
             store.save(record).await.expect("populate the store");
         }
+        let versions = records
+            .iter()
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        let lent = records
+            .iter()
+            .map(|record| std::sync::Mutex::new(Some(record.clone())))
+            .collect();
         Self {
             store,
             records,
+            versions,
+            lent,
             template,
         }
     }
@@ -168,6 +207,39 @@ impl<S: SessionStore> Target for StoreTarget<S> {
 
     async fn delete(&self, key: u64) {
         self.store.delete(&self.pick(key).id).await.expect("delete");
+    }
+
+    /// A compare-and-swap over the version this target last wrote; a
+    /// conflict (another task wrote it first) counts as an operation too
+    /// and learns the stored version. A deleted session (the mixed
+    /// workload deletes some) is saved back at its version.
+    async fn update(&self, key: u64) {
+        let index = key as usize % self.records.len();
+        let version = &self.versions[index];
+        let slot = &self.lent[index];
+        let taken = slot.lock().ok().and_then(|mut slot| slot.take());
+        let mut record = taken.unwrap_or_else(|| self.records[index].clone());
+        record.version = version.load(Ordering::Relaxed);
+        match self.store.update(&mut record).await.expect("update") {
+            session_core::Update::Written => version.store(record.version, Ordering::Relaxed),
+            session_core::Update::Conflict(current) => {
+                version.store(current.version, Ordering::Relaxed);
+            }
+            _ => self.store.save(&record).await.expect("save a gone session"),
+        }
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(record);
+        }
+    }
+
+    async fn touch(&self, key: u64) {
+        let expiry_date = OffsetDateTime::now_utc() + session_core::time::Duration::days(1);
+        std::hint::black_box(
+            self.store
+                .touch(&self.pick(key).id, expiry_date)
+                .await
+                .expect("touch"),
+        );
     }
 }
 
@@ -266,6 +338,8 @@ async fn run_op<T: Target>(target: &T, workload: Workload, state: &mut u64) {
         Workload::Load => target.load(key).await,
         Workload::Save => target.save(key).await,
         Workload::Create => target.create().await,
+        Workload::Update => target.update(key).await,
+        Workload::Touch => target.touch(key).await,
         Workload::Mixed => match key % 100 {
             0..=79 => target.load(key >> 8).await,
             80..=94 => target.save(key >> 8).await,

@@ -43,7 +43,8 @@ async fn main() -> Result<(), session_core::Error> {
         .data
         .insert("cart".into(), json!(["crab plush", "rust mug"]));
     store.save(&session).await?;
-    tracing::info!(id = %session.id, "session saved");
+    // Never log the id itself: a session id in a log is a credential.
+    tracing::info!("session saved");
 
     let loaded = store.load(&session.id).await?;
     assert_eq!(loaded.as_ref(), Some(&session));

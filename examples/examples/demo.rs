@@ -10,6 +10,10 @@
 //! `SHOP_DATA_DIR`, by default `session-demo-shop` in the system's temporary
 //! directory, so they survive a restart. Ctrl-C stops the server gracefully
 //! and the expired-deletion task with it.
+//!
+//! With `SHOP_METRICS=1` the shop serves `/metrics` in Prometheus text
+//! format: store operations, cache hits, update conflicts, touches and
+//! rejected cookies (`curl http://127.0.0.1:3000/metrics`).
 
 use examples::shop;
 
@@ -27,6 +31,9 @@ async fn main() -> std::io::Result<()> {
             .map_err(|_| std::io::Error::other(format!("PORT is not a port number: {port}")))?,
         Err(_) => 3000,
     };
+    if std::env::var_os("SHOP_METRICS").is_some_and(|value| value == "1") {
+        examples::shop::install_metrics().map_err(std::io::Error::other)?;
+    }
     let dir = std::env::var_os("SHOP_DATA_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("session-demo-shop"));
@@ -36,6 +43,9 @@ async fn main() -> std::io::Result<()> {
     {
         println!("The shop is open at http://{address}/ (Ctrl-C to stop)");
         println!("Sessions are kept in {}", dir.display());
+        if std::env::var_os("SHOP_METRICS").is_some_and(|value| value == "1") {
+            println!("Metrics at http://{address}/metrics");
+        }
     }
     let report = shop::serve_default(listener, &dir, async {
         if let Err(error) = tokio::signal::ctrl_c().await {

@@ -39,7 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut record = Record::new(OffsetDateTime::now_utc() + Duration::hours(1));
     record.data.insert("user".into(), "ferris".into());
     store.create(&mut record).await?;
-    tracing::info!(id = %record.id, "created a session");
+    // Never log the id itself: a session id in a log is a credential.
+    tracing::info!("created a session");
 
     // Served by moka; after a restart (empty cache) sled answers and the
     // cache fills again.

@@ -46,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut record = Record::new(OffsetDateTime::now_utc() + Duration::minutes(30));
     record.data.insert("user".into(), json!("ferris"));
     store.create(&mut record).await?;
-    tracing::info!(id = %record.id, key = %store.key(&record.id), "created");
+    // Never log the id (nor the key, which contains it): an id is a credential.
+    tracing::info!("created");
 
     record.data.insert("cart".into(), json!(["crab plush"]));
     store.save(&record).await?;

@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.create(&mut record).await?;
         std::fs::write(&id_file, record.id.to_string())?;
     }
-    tracing::info!(id = %record.id, visits, "session saved");
+    tracing::info!(visits, "session saved");
 
     // sled writes to disk every 500 ms and on close; flush to be sure now.
     store.flush_async().await?;

@@ -69,7 +69,7 @@ async fn main() -> Result<(), BoxError> {
     let loaded = store.load(&session.id).await?;
     // Expiry dates come back to the microsecond; the data exactly.
     assert_eq!(loaded.map(|record| record.data), Some(session.data.clone()));
-    tracing::info!(id = %session.id, "session stored and loaded");
+    tracing::info!("session stored and loaded");
     store.delete(&session.id).await?;
 
     // Give the first sweep a moment, then stop the task cleanly.

@@ -1,5 +1,7 @@
 //! The demo shop in a real headless Chromium, driven through chromedriver:
-//! log in, add to the cart, reload, log out, and the cart is gone.
+//! log in, add to the cart, reload, log out, and the cart is gone; and two
+//! independent browsers of one user, where "log out all other devices" in
+//! the first logs the second out.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; `scripts/test` installs
 //! them (`scripts/services/60-chromium.sh`) and exports `CHROMEDRIVER`.
@@ -103,77 +105,126 @@ async fn cart_showing(client: &fantoccini::Client, expected: &[&str]) -> Vec<Str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_in_fill_the_cart_reload_and_log_out() {
-    // The shop, in-process, on a free loopback port.
+/// A headless Chromium with a profile of its own (its own cookies), closed
+/// with [`Browser::close`].
+struct Browser {
+    client: fantoccini::Client,
+    profile: PathBuf,
+}
+
+impl Browser {
+    async fn start(driver: &Driver) -> Self {
+        let profile = std::env::temp_dir().join(format!(
+            "session-tower-chromium-{}-{}",
+            std::process::id(),
+            session_core::Id::default()
+        ));
+        let mut options = json!({
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if std::path::Path::new(&chromium).exists() {
+            options["binary"] = json!(chromium);
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let client = tokio::time::timeout(
+            PATIENCE,
+            ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities)
+                .connect(&driver.url),
+        )
+        .await
+        .expect("Chromium started in time")
+        .expect("a WebDriver session");
+        Self { client, profile }
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Opens the shop and logs in as `name`; returns once the greeting shows.
+async fn log_in(client: &fantoccini::Client, shop_url: &str, name: &str) {
+    client.goto(shop_url).await.unwrap();
+    let field = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Id("username"));
+    field.await.unwrap().send_keys(name).await.unwrap();
+    client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let greeting = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Id("greeting"));
+    assert!(greeting.await.unwrap().text().await.unwrap().contains(name));
+}
+
+/// How many devices the page lists, once it lists `expected` (or what it
+/// lists when patience runs out).
+async fn devices_showing(client: &fantoccini::Client, expected: usize) -> usize {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let count = client
+            .find_all(Locator::Css("#devices li"))
+            .await
+            .map(|items| items.len())
+            .unwrap_or(0);
+        if count == expected || Instant::now() >= deadline {
+            return count;
+        }
+        client.refresh().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reports the outcome of a flow spawned on its own task, once the browsers
+/// are closed, so no Chromium outlives a failed assertion.
+fn report(outcome: Result<Result<(), tokio::task::JoinError>, tokio::time::error::Elapsed>) {
+    match outcome.expect("the flow finished in time") {
+        Ok(()) => {}
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("the flow did not finish: {error}"),
+    }
+}
+
+/// The shop, in-process, on a free loopback port: its store, its URL, and
+/// the directory its sessions live in (removed when dropped).
+async fn open_shop() -> (Arc<shop::ShopStore>, String, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let store = Arc::new(shop::store(data.path()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shop_url = format!("http://{}/", listener.local_addr().unwrap());
     let app = shop::app(store.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (store, shop_url, data)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_fill_the_cart_reload_and_log_out() {
+    let (store, shop_url, _data) = open_shop().await;
     let driver = start_chromedriver();
-    let profile = std::env::temp_dir().join(format!(
-        "session-tower-chromium-{}-{}",
-        std::process::id(),
-        session_core::Id::default()
-    ));
-    let mut options = json!({
-        "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage",
-            format!("--user-data-dir={}", profile.display()),
-        ],
-    });
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if std::path::Path::new(&chromium).exists() {
-        options["binary"] = json!(chromium);
-    }
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), options);
-    let client = tokio::time::timeout(
-        PATIENCE,
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url),
-    )
-    .await
-    .expect("Chromium started in time")
-    .expect("a WebDriver session");
+    let browser = Browser::start(&driver).await;
 
     // The flow runs in its own task so a failed assertion still lets the
     // browser close below instead of outliving the test.
-    let client_in_flow = client.clone();
+    let client = browser.client.clone();
     let flow = tokio::spawn(async move {
-        let client = client_in_flow;
-        client.goto(&shop_url).await.unwrap();
-        // Log in.
-        let name = client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Id("username"));
-        name.await.unwrap().send_keys("ferris").await.unwrap();
-        client
-            .find(Locator::Id("login"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let greeting = client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Id("greeting"));
-        assert!(greeting
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .contains("ferris"));
+        log_in(&client, &shop_url, "ferris").await;
         // Fill the cart, one form post at a time.
         let mut expected = Vec::new();
         for product in ["apple", "bread"] {
@@ -233,12 +284,52 @@ async fn log_in_fill_the_cart_reload_and_log_out() {
     });
     let outcome = tokio::time::timeout(PATIENCE * 3, flow).await;
     // Close the browser before reporting, so no Chromium outlives the test.
-    let _ = client.close().await;
+    browser.close().await;
     drop(driver);
-    let _ = std::fs::remove_dir_all(&profile);
-    match outcome.expect("the flow finished in time") {
-        Ok(()) => {}
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => panic!("the flow did not finish: {error}"),
-    }
+    report(outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_other_devices_logs_out_the_second_browser() {
+    let (store, shop_url, _data) = open_shop().await;
+
+    // Two independent browsers (profiles of their own: separate cookies).
+    let driver = start_chromedriver();
+    let first = Browser::start(&driver).await;
+    let second = Browser::start(&driver).await;
+    let (one, two) = (first.client.clone(), second.client.clone());
+    let flow = tokio::spawn(async move {
+        log_in(&one, &shop_url, "ferris").await;
+        log_in(&two, &shop_url, "ferris").await;
+        assert_eq!(store.store().len(), 2, "one session per browser");
+        // The first lists both devices and logs the other one out.
+        assert_eq!(devices_showing(&one, 2).await, 2);
+        one.find(Locator::Id("end-others"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(devices_showing(&one, 1).await, 1);
+        // The second, reloaded, is logged out; the first is not.
+        two.refresh().await.unwrap();
+        two.wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("username"))
+            .await
+            .unwrap();
+        assert!(two.find(Locator::Id("greeting")).await.is_err());
+        one.refresh().await.unwrap();
+        one.wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Id("greeting"))
+            .await
+            .unwrap();
+        assert_eq!(store.store().len(), 1, "only the first session is left");
+    });
+    let outcome = tokio::time::timeout(PATIENCE * 4, flow).await;
+    first.close().await;
+    second.close().await;
+    drop(driver);
+    report(outcome);
 }

@@ -8,9 +8,12 @@
 //! # Format
 //!
 //! [MessagePack](https://msgpack.org) through `rmp-serde`: data is a map of
-//! string keys to values, a record the array `[id, data, expiry_date]` (the
-//! id as 16 big-endian bytes, the expiry date as `time`'s compact tuple).
-//! Floats are stored as their 64 bits, so they come back exactly.
+//! string keys to values, a record the array
+//! `[id, data, expiry_date, version, user_id]` (the id as 16 big-endian
+//! bytes, the expiry date as `time`'s compact tuple, the user as a string or
+//! nil). Floats are stored as their 64 bits, so they come back exactly.
+//! Records written before `version` and `user_id` existed (three elements)
+//! decode with version 0 and no user.
 //!
 //! It was chosen over JSON by the `codec` criterion bench in `bench/` (see the
 //! README for the figures): a typical session (250 bytes) decodes in 1.1 µs
@@ -27,30 +30,86 @@
 //!
 //! Decoding is strict: bytes left over after a complete value are an
 //! [`Error::Decode`] too, as is anything that is not a record or data.
+//!
+//! Nesting is bounded: a value nested deeper than [`MAX_VALUE_DEPTH`]
+//! arrays and objects is refused by the encoders ([`Error::Encode`]) and by
+//! the decoders ([`Error::Decode`]), which also stop reading at 128 levels
+//! of nesting in all, as `serde_json` does for JSON. Bytes from a store are
+//! data a store controls: without the bound, a record nested a thousand
+//! levels deep overflowed the stack of a debug build and aborted the
+//! process. So what the encoders write decodes, and what the decoders
+//! return encodes.
 
 use serde::Deserialize as _;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{Data, Error, Record, Result};
 
+/// The deepest a session value may nest arrays and objects (`[[1]]` is 2
+/// deep): deeper ones are refused by the encoders.
+pub const MAX_VALUE_DEPTH: usize = 100;
+
+/// The deepest nesting the decoders take: a value's, the data map and the
+/// record around it, and some room; `serde_json`'s own limit, so both
+/// formats agree.
+const MAX_DECODE_DEPTH: usize = 128;
+
 /// Encodes session data.
 pub fn encode_data(data: &Data) -> Result<Vec<u8>> {
+    if too_deep(data) {
+        return Err(Error::encode(TooDeep));
+    }
     rmp_serde::to_vec(data).map_err(Error::encode)
 }
 
 /// Decodes session data written by [`encode_data`] (or as a JSON object).
 pub fn decode_data(bytes: &[u8]) -> Result<Data> {
-    decode(bytes)
+    let data = decode(bytes)?;
+    if too_deep(&data) {
+        return Err(Error::decode(TooDeep));
+    }
+    Ok(data)
 }
 
-/// Encodes a whole record (id, data and expiry date).
+/// Encodes a whole record (id, data, expiry date, version and user).
 pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
+    if too_deep(&record.data) {
+        return Err(Error::encode(TooDeep));
+    }
     rmp_serde::to_vec(record).map_err(Error::encode)
 }
 
+/// Whether a value of `data` nests deeper than [`MAX_VALUE_DEPTH`] (walked
+/// without recursion, so the check itself cannot overflow).
+fn too_deep(data: &Data) -> bool {
+    let mut pending: Vec<(&Value, usize)> = data.values().map(|value| (value, 0)).collect();
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        if depth >= MAX_VALUE_DEPTH {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
+/// A value nested deeper than [`MAX_VALUE_DEPTH`].
+#[derive(Debug, thiserror::Error)]
+#[error("a session value nests arrays and objects deeper than {MAX_VALUE_DEPTH} levels")]
+struct TooDeep;
+
 /// Decodes a record written by [`encode_record`] (or as a JSON object).
 pub fn decode_record(bytes: &[u8]) -> Result<Record> {
-    decode(bytes)
+    let record: Record = decode(bytes)?;
+    if too_deep(&record.data) {
+        return Err(Error::decode(TooDeep));
+    }
+    Ok(record)
 }
 
 /// Whether `bytes` hold JSON rather than MessagePack: their first byte that
@@ -68,6 +127,7 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         return serde_json::from_slice(bytes).map_err(Error::decode);
     }
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+    deserializer.set_max_depth(MAX_DECODE_DEPTH);
     let value = T::deserialize(&mut deserializer).map_err(Error::decode)?;
     // The input must end here: reading one more value must find nothing.
     match serde::de::IgnoredAny::deserialize(&mut deserializer) {
@@ -180,6 +240,72 @@ mod tests {
         assert!(decode_record(&padded).unwrap_err().is_decode());
     }
 
+    /// `depth` arrays around `null`.
+    fn nested(depth: usize) -> serde_json::Value {
+        (0..depth).fold(serde_json::Value::Null, |inner, _| json!([inner]))
+    }
+
+    #[test]
+    fn what_encodes_decodes_and_deeper_values_are_refused() {
+        let mut record = Record::new(datetime!(2031-02-03 04:05:06 UTC));
+        record.data.insert("deep".into(), nested(MAX_VALUE_DEPTH));
+        let bytes = encode_record(&record).unwrap();
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+        assert_eq!(
+            decode_data(&encode_data(&record.data).unwrap()).unwrap(),
+            record.data
+        );
+        // The same depth as JSON, as earlier builds wrote it, decodes too.
+        assert_eq!(
+            decode_record(&serde_json::to_vec(&record).unwrap()).unwrap(),
+            record
+        );
+
+        record
+            .data
+            .insert("deeper".into(), json!({"a": nested(MAX_VALUE_DEPTH)}));
+        assert!(encode_record(&record).unwrap_err().is_encode());
+        assert!(encode_data(&record.data).unwrap_err().is_encode());
+        // Nor do the decoders return it, from JSON (which `serde_json` reads
+        // up to 128 levels) or from MessagePack written by hand.
+        let json = serde_json::to_vec(&record).unwrap();
+        assert!(decode_record(&json).unwrap_err().is_decode());
+        let data = serde_json::to_vec(&record.data).unwrap();
+        assert!(decode_data(&data).unwrap_err().is_decode());
+        let mut bytes = b"\x81\xa1k".to_vec();
+        bytes.extend(std::iter::repeat_n(0x91, MAX_VALUE_DEPTH + 1));
+        bytes.push(0xc0);
+        assert!(decode_data(&bytes).unwrap_err().is_decode());
+        bytes.truncate(3 + MAX_VALUE_DEPTH);
+        bytes.push(0xc0);
+        assert!(decode_data(&bytes).is_ok());
+    }
+
+    /// Found by the `record_codec` fuzz target's smoke run: bytes from a
+    /// store nesting arrays a thousand deep overflowed the stack of a debug
+    /// build (and would a small one in release) and aborted the process.
+    #[test]
+    fn deeply_nested_bytes_are_a_decode_error_not_a_stack_overflow() {
+        let outcome = std::thread::Builder::new()
+            // Less than a tokio worker's 2 MiB, as a margin.
+            .stack_size(1 << 20)
+            .spawn(|| {
+                for depth in [1_000, 100_000] {
+                    let mut data = b"\x81\xa1k".to_vec();
+                    data.extend(std::iter::repeat_n(0x91, depth));
+                    data.push(0xc0);
+                    assert!(decode_data(&data).unwrap_err().is_decode());
+                    let mut record = vec![0x95, 0xc4, 16];
+                    record.extend([0; 16]);
+                    record.extend(&data);
+                    assert!(decode_record(&record).unwrap_err().is_decode());
+                }
+            })
+            .unwrap()
+            .join();
+        assert!(outcome.is_ok());
+    }
+
     #[test]
     fn json_written_by_earlier_builds_still_decodes() {
         let mut record = Record::new(datetime!(2031-02-03 04:05:06.123456 +01:00));
@@ -195,13 +321,46 @@ mod tests {
 
     #[test]
     fn the_format_is_messagepack() {
-        let record = Record::new(datetime!(2031-02-03 04:05:06 UTC));
+        let mut record = Record::new(datetime!(2031-02-03 04:05:06 UTC));
         let bytes = encode_record(&record).unwrap();
-        // fixarray of 3: id, data, expiry date; the id as bin8 of 16 bytes.
-        assert_eq!(bytes[..3], [0x93, 0xc4, 16]);
+        // fixarray of 5: id, data, expiry date, version, user; the id as bin8
+        // of 16 bytes.
+        assert_eq!(bytes[..3], [0x95, 0xc4, 16]);
         assert_eq!(bytes[3..19], record.id.0.to_be_bytes());
         // The data: an empty fixmap.
         assert_eq!(bytes[19], 0x80);
+        // Version 0 (positive fixint), no user (nil).
+        assert_eq!(bytes[bytes.len() - 2..], [0x00, 0xc0]);
         assert_eq!(encode_data(&record.data).unwrap(), [0x80]);
+
+        record.version = 7;
+        record.user_id = Some("u".into());
+        let bytes = encode_record(&record).unwrap();
+        assert_eq!(bytes[bytes.len() - 3..], [0x07, 0xa1, b'u']);
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn records_written_before_versions_decode_at_version_zero() {
+        // What earlier builds wrote: `[id, data, expiry_date]`.
+        let mut record = Record::new(datetime!(2031-02-03 04:05:06.5 UTC));
+        record.data.insert("k".into(), json!("v"));
+        let old = rmp_serde::to_vec(&(record.id, &record.data, record.expiry_date)).unwrap();
+        assert_eq!(old[0], 0x93);
+        assert_eq!(decode_record(&old).unwrap(), record);
+        // And the JSON before that.
+        #[derive(serde::Serialize)]
+        struct Before<'a> {
+            id: crate::Id,
+            data: &'a Data,
+            expiry_date: OffsetDateTime,
+        }
+        let json = serde_json::to_vec(&Before {
+            id: record.id,
+            data: &record.data,
+            expiry_date: record.expiry_date,
+        })
+        .unwrap();
+        assert_eq!(decode_record(&json).unwrap(), record);
     }
 }

@@ -21,6 +21,11 @@ pub enum Error {
     /// The backend failed or could not be reached.
     #[error("session backend error: {0}")]
     Backend(#[source] BoxError),
+    /// The store does not implement this operation (the name of the
+    /// [`SessionStore`](crate::SessionStore) method). Every store of this
+    /// workspace implements them all; a third-party store may not.
+    #[error("this session store does not support `{0}`")]
+    Unsupported(&'static str),
 }
 
 impl Error {
@@ -52,6 +57,11 @@ impl Error {
     /// Whether this is an [`Error::Backend`].
     pub fn is_backend(&self) -> bool {
         matches!(self, Self::Backend(_))
+    }
+
+    /// Whether this is an [`Error::Unsupported`].
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Self::Unsupported(_))
     }
 }
 

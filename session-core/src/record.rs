@@ -10,10 +10,15 @@ use crate::Id;
 /// The key-value data of a session.
 pub type Data = HashMap<String, serde_json::Value>;
 
-/// What a store keeps for one session: its id, its data and when it expires.
+/// What a store keeps for one session: its id, its data, when it expires,
+/// which version of it this is and, when the application says so, whose it
+/// is.
 ///
-/// Two records are equal when their ids and data are equal and their expiry
-/// dates denote the same instant (the UTC offset does not matter).
+/// Two records are equal when all their fields are equal, expiry dates
+/// denoting the same instant (the UTC offset does not matter).
+///
+/// Records written before `version` and `user_id` existed read back with
+/// version 0 and no user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The session's identifier.
@@ -22,10 +27,21 @@ pub struct Record {
     pub data: Data,
     /// The instant after which the session no longer exists.
     pub expiry_date: OffsetDateTime,
+    /// The optimistic-concurrency version: 0 for a new record;
+    /// [`SessionStore::update`](crate::SessionStore::update) writes only over
+    /// the same version and bumps it by one.
+    #[serde(default)]
+    pub version: u64,
+    /// The user the session belongs to, when the application says so. Stores
+    /// index it: see
+    /// [`SessionStore::sessions_of_user`](crate::SessionStore::sessions_of_user).
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 impl Record {
-    /// A record with a fresh random [`Id`], no data, expiring at `expiry_date`.
+    /// A record with a fresh random [`Id`], no data, expiring at
+    /// `expiry_date`, at version 0 and of no user.
     ///
     /// ```
     /// use session_core::Record;
@@ -33,6 +49,7 @@ impl Record {
     ///
     /// let record = Record::new(OffsetDateTime::now_utc() + Duration::hours(1));
     /// assert!(record.data.is_empty());
+    /// assert_eq!((record.version, record.user_id.as_deref()), (0, None));
     /// assert!(record.is_active());
     /// ```
     pub fn new(expiry_date: OffsetDateTime) -> Self {
@@ -40,6 +57,8 @@ impl Record {
             id: Id::default(),
             data: Data::new(),
             expiry_date,
+            version: 0,
+            user_id: None,
         }
     }
 

@@ -1,12 +1,18 @@
-//! `CachingSessionStore` when one of its two stores fails.
+//! `CachingSessionStore` when one of its two stores fails, and when
+//! concurrent calls interleave (forced with the testkit's hold points).
+
+// Helpers of the tests below unwrap too: a panic there is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
 
 use serde_json::json;
 use session_core::{
     time::{Duration, OffsetDateTime},
-    CachingSessionStore, ExpiredDeletion, Record, SessionStore,
+    CachingSessionStore, ExpiredDeletion, Record, SessionStore, Update,
 };
 use session_memory::MemoryStore;
-use session_testkit::{FaultyStore, Operation};
+use session_testkit::{FaultyStore, Operation, When};
 
 fn record(value: i64) -> Record {
     let mut record = Record::new(OffsetDateTime::now_utc() + Duration::hours(1));
@@ -24,7 +30,7 @@ fn layered() -> Layered {
 }
 
 #[tokio::test]
-async fn failed_store_save_leaves_cache_untouched() {
+async fn failed_store_save_evicts_and_never_caches_the_rejected_version() {
     let store = layered();
     let mut original = record(1);
     store.create(&mut original).await.unwrap();
@@ -35,16 +41,17 @@ async fn failed_store_save_leaves_cache_untouched() {
     let error = store.save(&changed).await.unwrap_err();
     assert!(error.is_backend());
 
-    // Neither layer holds the rejected version.
+    // A failed write may or may not have reached the store, so the cached
+    // copy goes; the cache never holds the rejected version.
     assert_eq!(
         store.cache().inner().load(&original.id).await.unwrap(),
-        Some(original.clone())
+        None
     );
     assert_eq!(store.load(&original.id).await.unwrap(), Some(original));
     assert_eq!(
         store.cache().faults().calls(Operation::Save),
-        1,
-        "only the create filled the cache"
+        2,
+        "the create and the refill after the failure filled the cache"
     );
 }
 
@@ -129,12 +136,203 @@ async fn delete_removes_from_both_and_failed_store_delete_keeps_both() {
 }
 
 #[tokio::test]
-async fn expired_deletion_goes_to_the_store() {
+async fn expired_deletion_sweeps_the_store_then_the_cache() {
     let store = layered();
     let mut expired = record(1);
     expired.expiry_date = OffsetDateTime::now_utc() - Duration::seconds(1);
     store.store().inner().save(&expired).await.unwrap();
-    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    store.cache().inner().save(&expired).await.unwrap();
+    assert_eq!(
+        store.delete_expired().await.unwrap(),
+        1,
+        "the store's count, not the cache's copies too"
+    );
     assert_eq!(store.store().faults().calls(Operation::DeleteExpired), 1);
-    assert_eq!(store.cache().faults().calls(Operation::DeleteExpired), 0);
+    assert_eq!(store.cache().faults().calls(Operation::DeleteExpired), 1);
+    assert!(store.cache().inner().is_empty(), "the cache was swept");
+
+    // A cache that fails to sweep does not fail the sweep.
+    store.cache().faults().fail(Operation::DeleteExpired);
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+}
+
+type Shared = Arc<Layered>;
+
+fn shared() -> Shared {
+    Arc::new(layered())
+}
+
+/// Starts `store.load(id)` in a task that stops right after the backing
+/// store answered, before the cache is filled; returns once it is there.
+async fn load_held_after_store_read(
+    store: &Shared,
+    id: session_core::Id,
+) -> (
+    session_testkit::Hold,
+    tokio::task::JoinHandle<Option<Record>>,
+) {
+    let mut hold = store.store().faults().hold(Operation::Load, When::After);
+    let task = tokio::spawn({
+        let store = Arc::clone(store);
+        async move { store.load(&id).await.unwrap() }
+    });
+    hold.reached().await;
+    (hold, task)
+}
+
+#[tokio::test]
+async fn a_load_that_read_before_a_delete_does_not_bring_it_back() {
+    let store = shared();
+    let kept = record(1);
+    store.store().inner().save(&kept).await.unwrap();
+
+    let (hold, loader) = load_held_after_store_read(&store, kept.id).await;
+    store.delete(&kept.id).await.unwrap();
+    hold.release();
+    // The load read before the delete: it may answer with the record...
+    assert_eq!(loader.await.unwrap(), Some(kept.clone()));
+    // ... but must not have put it back in the cache.
+    assert_eq!(store.cache().inner().load(&kept.id).await.unwrap(), None);
+    assert_eq!(store.load(&kept.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_load_that_read_before_an_update_does_not_cache_the_old_version() {
+    let store = shared();
+    let mut current = record(1);
+    store.store().inner().save(&current).await.unwrap();
+    let old = current.clone();
+
+    let (hold, loader) = load_held_after_store_read(&store, current.id).await;
+    current.data.insert("v".into(), json!(2));
+    assert_eq!(store.update(&mut current).await.unwrap(), Update::Written);
+    hold.release();
+    assert_eq!(loader.await.unwrap(), Some(old));
+    assert_eq!(
+        store.load(&current.id).await.unwrap(),
+        Some(current.clone()),
+        "the older version read by the held load was cached"
+    );
+}
+
+#[tokio::test]
+async fn a_load_that_read_before_a_touch_does_not_shorten_the_session() {
+    let store = shared();
+    let original = record(1);
+    store.store().inner().save(&original).await.unwrap();
+
+    let (hold, loader) = load_held_after_store_read(&store, original.id).await;
+    let later = original.expiry_date + Duration::days(1);
+    assert!(store.touch(&original.id, later).await.unwrap());
+    hold.release();
+    loader.await.unwrap();
+    assert_eq!(
+        store.load(&original.id).await.unwrap().unwrap().expiry_date,
+        later,
+        "the cache kept the expiry date from before the touch"
+    );
+}
+
+#[tokio::test]
+async fn of_two_racing_writes_the_cache_never_keeps_the_older() {
+    let store = shared();
+    let mut first = record(1);
+    store.create(&mut first).await.unwrap();
+    let mut second = first.clone();
+    second.data.insert("v".into(), json!(2));
+
+    // The first write reaches the store, then stops before the cache ...
+    let mut hold = store.store().faults().hold(Operation::Save, When::After);
+    let earlier = tokio::spawn({
+        let store = Arc::clone(&store);
+        let first = first.clone();
+        async move { store.save(&first).await.unwrap() }
+    });
+    hold.reached().await;
+    // ... while the second writes store and cache.
+    store.save(&second).await.unwrap();
+    hold.release();
+    earlier.await.unwrap();
+    assert_eq!(
+        store.store().inner().load(&first.id).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        store.load(&first.id).await.unwrap(),
+        Some(second),
+        "the cache kept the write the store had already replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_refreshes_the_cache_with_the_stored_record() {
+    let store = shared();
+    let mut mine = record(1);
+    store.create(&mut mine).await.unwrap();
+    // Another process updates the store behind the cache's back.
+    let mut theirs = mine.clone();
+    theirs.data.insert("v".into(), json!(2));
+    assert!(store
+        .store()
+        .inner()
+        .update(&mut theirs)
+        .await
+        .unwrap()
+        .is_written());
+
+    mine.data.insert("v".into(), json!(3));
+    assert_eq!(
+        store.update(&mut mine).await.unwrap(),
+        Update::Conflict(theirs.clone())
+    );
+    assert_eq!(store.load(&mine.id).await.unwrap(), Some(theirs));
+}
+
+#[tokio::test]
+async fn a_gone_update_evicts() {
+    let store = shared();
+    let mut mine = record(1);
+    store.create(&mut mine).await.unwrap();
+    store.store().inner().delete(&mine.id).await.unwrap();
+    assert_eq!(store.update(&mut mine).await.unwrap(), Update::Gone);
+    assert_eq!(store.cache().inner().load(&mine.id).await.unwrap(), None);
+    assert_eq!(store.load(&mine.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn deleting_a_users_sessions_evicts_them_even_from_a_racing_load() {
+    let store = shared();
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let mut session = record(i);
+        session.user_id = Some("alice".into());
+        store.create(&mut session).await.unwrap();
+        sessions.push(session);
+    }
+    // A load of a session not in the cache yet read it from the store ...
+    let mut uncached = record(9);
+    uncached.user_id = Some("alice".into());
+    store.store().inner().save(&uncached).await.unwrap();
+    let (hold, loader) = load_held_after_store_read(&store, uncached.id).await;
+
+    // ... when every session but the first is ended.
+    let ended = store
+        .delete_sessions_of_user("alice", Some(&sessions[0].id))
+        .await
+        .unwrap();
+    assert_eq!(ended, 3);
+    hold.release();
+    loader.await.unwrap();
+
+    assert_eq!(
+        store.load(&sessions[0].id).await.unwrap(),
+        Some(sessions[0].clone())
+    );
+    for ended in sessions[1..].iter().chain([&uncached]) {
+        assert_eq!(
+            store.load(&ended.id).await.unwrap(),
+            None,
+            "an ended session is still served"
+        );
+    }
 }

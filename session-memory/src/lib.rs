@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod error;
 mod store;
 
-pub use store::MemoryStore;
+pub use error::StoreFull;
+pub use store::{MemoryStore, DEFAULT_MAX_SESSIONS};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use session_core::{time::OffsetDateTime, Id};
 
-use crate::store::Value;
+use crate::slot::Value;
 
 /// Expires an entry at the `expiry_date` of the record it was inserted with,
 /// plus the store's slack.

@@ -3,6 +3,8 @@
 #![deny(missing_docs)]
 
 mod expiry;
+mod index;
+mod slot;
 mod store;
 
-pub use store::{MokaStore, DEFAULT_EXPIRY_SLACK};
+pub use store::{MokaStore, DEFAULT_EXPIRY_SLACK, DEFAULT_MAX_CAPACITY};

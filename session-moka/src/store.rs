@@ -1,52 +1,20 @@
 //! The moka-backed store.
 
-use std::{
-    fmt,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{fmt, sync::Arc};
 
-use moka::sync::Cache;
+use moka::{ops::compute::Op, policy::EvictionPolicy, sync::Cache, Entry};
 use session_core::{
     async_trait, codec,
+    support::{next_version, store_span, FreshIds},
     time::{Duration, OffsetDateTime},
-    ExpiredDeletion, Id, Record, Result, SessionStore,
+    ExpiredDeletion, Id, Record, Result, SessionStore, Update,
 };
 
-use crate::expiry::RecordExpiry;
-
-/// What the cache holds per session.
-///
-/// Behind an [`Arc`] so moka, which hands out copies of values, copies a
-/// pointer instead of the record.
-pub(crate) type Value = Arc<Slot>;
-
-/// One session's place in the cache.
-///
-/// The record sits behind a lock so a `save` that does not push the expiry
-/// date past the one moka scheduled can replace it in place: a cache read
-/// and a swap, instead of a moka insert, which costs several times more
-/// (a new entry, a write log record and its share of moka's maintenance).
-pub(crate) struct Slot {
-    record: Mutex<Record>,
-    /// When moka's timer drops the slot: the expiry date of the record it
-    /// was inserted with plus the store's slack. Records written in place
-    /// never expire later than this.
-    pub(crate) scheduled_expiry: OffsetDateTime,
-    /// The record's encoded size in bytes (saturated to `u32::MAX`) when the
-    /// store weighs by size, else 1.
-    weight: u32,
-}
-
-impl Slot {
-    // A poisoned lock means a panic while a record was being replaced, and
-    // a replacement is a single move: the record is whole either way, so the
-    // store keeps serving rather than panicking every later caller.
-    fn record(&self) -> MutexGuard<'_, Record> {
-        self.record
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+use crate::{
+    expiry::RecordExpiry,
+    index::UserIndex,
+    slot::{list, Slot, State, Value},
+};
 
 /// A bounded, process-local session store on a [moka](moka) cache.
 ///
@@ -62,10 +30,52 @@ impl Slot {
 /// [`CachingSessionStore`](session_core::CachingSessionStore) in front of a
 /// persistent store.
 ///
+/// # Atomicity
+///
+/// Every write that puts, replaces or removes a session's cache entry
+/// (`create`, `save`, `delete`, an `update` or `touch` that moves the expiry
+/// date past what moka scheduled, `delete_sessions_of_user`) runs as one
+/// moka compute operation on the id (`entry(id).and_compute_with`), which
+/// moka runs one at a time per id: the check (id free, record active,
+/// version equal) and the write are one step. A write that keeps the entry
+/// and only swaps its record (see
+/// [`with_expiry_slack`](Self::with_expiry_slack)) does the check and the
+/// swap under the entry's own lock; an entry being replaced or removed is
+/// first marked retired under that lock, so no write lands in an entry the
+/// cache is dropping. `update` writes version + 1 only over an active record
+/// of the same version; `touch` only moves an active record's expiry date
+/// forward, and moka's expiry timer follows it.
+///
+/// moka's own evictions (over the bound, or at expiry) are not ordered with
+/// the store's writes: an `update` or `touch` that found its session just
+/// before moka evicted it for room may put it back, as if moka had not
+/// evicted it. moka never expires an active record (its timer fires at the
+/// expiry date plus the slack), and a `delete` is final.
+///
+/// # User index
+///
+/// Beside the cache, a map from each user to the ids of its sessions (see
+/// [`indexed_sessions`](Self::indexed_sessions)), so `sessions_of_user`
+/// costs in proportion to that user's sessions:
+///
+/// - A write that gives a session a user lists it *before* the record with
+///   that user becomes visible, in the same step; a write that takes the
+///   user away (another user, none, `delete`) unlists it *after* the record
+///   is gone from that user. A write that keeps the user leaves the index
+///   alone. So a lookup never misses a session.
+/// - moka's eviction listener unlists what moka drops by itself.
+/// - Each listing names the cache entry that made it, so a late unlisting
+///   (an eviction reported after the id was stored again) cannot remove a
+///   newer entry's listing.
+/// - Repaired on read: `sessions_of_user` reads each listed record and keeps
+///   it only if it is there, active and still of that user, so a listing
+///   that lags a concurrent write never shows another user's session.
+///
 /// Cloning is cheap and every clone sees the same sessions.
 #[derive(Clone)]
 pub struct MokaStore {
     cache: Cache<Id, Value>,
+    index: Arc<UserIndex>,
     weigh_by_size: bool,
     expiry_slack: Duration,
 }
@@ -84,52 +94,76 @@ impl fmt::Debug for MokaStore {
     }
 }
 
+/// How many sessions [`MokaStore::default`] holds at most.
+pub const DEFAULT_MAX_CAPACITY: u64 = 100_000;
+
 impl Default for MokaStore {
-    /// An unbounded store: sessions leave only when they expire or are
-    /// deleted.
+    /// A store holding at most [`DEFAULT_MAX_CAPACITY`] sessions: a cache
+    /// that grows without bound is a memory leak waiting for a flood of
+    /// cookieless requests.
     fn default() -> Self {
-        Self::new(None)
+        Self::new(Some(DEFAULT_MAX_CAPACITY))
     }
 }
 
 impl MokaStore {
     /// A store holding at most `max_capacity` sessions (`None`: unbounded).
     ///
+    /// Past the bound the least recently used sessions are evicted, never
+    /// the one just written: a session `create` stored is loadable right
+    /// after, however full the store. (moka's default admission policy,
+    /// TinyLFU, would rather refuse a brand-new entry than evict a popular
+    /// one, so a login could "succeed" and be gone at once; this store uses
+    /// moka's LRU policy instead.) Evicted sessions are lost: see the crate
+    /// documentation for what `MokaStore` is for.
+    ///
     /// ```
     /// let store = session_moka::MokaStore::new(Some(100_000));
     /// ```
     pub fn new(max_capacity: Option<u64>) -> Self {
-        let builder = Cache::builder().expire_after(RecordExpiry);
-        let builder = match max_capacity {
-            Some(max) => builder.max_capacity(max),
-            None => builder,
-        };
-        Self {
-            cache: builder.build(),
-            weigh_by_size: false,
-            expiry_slack: DEFAULT_EXPIRY_SLACK,
-        }
+        Self::build(max_capacity, false)
     }
 
     /// A store whose sessions take at most `max_bytes` of encoded records
     /// (the size [`session_core::codec::encode_record`] gives), so a few large
     /// sessions cannot crowd memory the way a count bound allows.
     ///
-    /// Each `save` and `create` then encodes the record once to weigh it; a
-    /// record larger than 4 GiB weighs 4 GiB.
+    /// Each write that inserts a cache entry then encodes the record once to
+    /// weigh it; a record larger than 4 GiB weighs 4 GiB. A `touch` keeps the
+    /// weight measured when the entry was inserted.
     ///
     /// ```
     /// // About 64 MiB of session data.
     /// let store = session_moka::MokaStore::with_max_bytes(64 << 20);
     /// ```
     pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self::build(Some(max_bytes), true)
+    }
+
+    fn build(max_capacity: Option<u64>, weigh_by_size: bool) -> Self {
+        let index = Arc::new(UserIndex::default());
+        let unlist = Arc::clone(&index);
+        let builder = Cache::builder()
+            // Least recently used goes first, and a new session is always
+            // admitted (see `new`).
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(RecordExpiry)
+            .eviction_listener(move |id: Arc<Id>, slot: Value, _cause| {
+                slot.evicted(&id, &unlist);
+            });
+        let builder = match max_capacity {
+            Some(max) => builder.max_capacity(max),
+            None => builder,
+        };
+        let builder = if weigh_by_size {
+            builder.weigher(|_id: &Id, slot: &Value| slot.weight)
+        } else {
+            builder
+        };
         Self {
-            cache: Cache::builder()
-                .expire_after(RecordExpiry)
-                .max_capacity(max_bytes)
-                .weigher(|_id: &Id, value: &Value| value.weight)
-                .build(),
-            weigh_by_size: true,
+            cache: builder.build(),
+            index,
+            weigh_by_size,
             expiry_slack: DEFAULT_EXPIRY_SLACK,
         }
     }
@@ -139,12 +173,12 @@ impl MokaStore {
     /// zero).
     ///
     /// `load` never returns an expired session either way; the slack only
-    /// delays when moka frees it. In exchange, a `save` that moves the
-    /// expiry date later by less than the slack (a sliding expiry saved on
-    /// every request) replaces the record in place instead of inserting a new
-    /// moka entry, so a busy session costs one moka insert per `slack` rather
-    /// than one per save. Zero makes moka free sessions at their expiry date
-    /// and every extending `save` an insert.
+    /// delays when moka frees it. In exchange, a write that moves the
+    /// expiry date later by less than the slack (a sliding expiry saved or
+    /// touched on every request) replaces the record in place instead of
+    /// inserting a new moka entry, so a busy session costs one moka insert
+    /// per `slack` rather than one per write. Zero makes moka free sessions
+    /// at their expiry date and every extending write an insert.
     ///
     /// ```
     /// use session_core::time::Duration;
@@ -176,31 +210,141 @@ impl MokaStore {
         self.cache.weighted_size()
     }
 
+    /// How many sessions the user index lists, over all users: the cached
+    /// sessions that have a user, including those moka has not dropped yet
+    /// past their expiry date (call
+    /// [`run_pending_tasks`](Self::run_pending_tasks) first to let it drop
+    /// them).
+    pub fn indexed_sessions(&self) -> usize {
+        self.index.len()
+    }
+
     /// Runs moka's pending maintenance now: applies recorded writes, evicts
-    /// over the bound and drops expired sessions. moka also does this on its
-    /// own as the cache is used.
+    /// over the bound and drops expired sessions (and their user-index
+    /// listings). moka also does this on its own as the cache is used.
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
     }
 
-    fn value_of(&self, record: &Record) -> Result<Value> {
+    /// When moka drops a slot holding `record`, and what it weighs.
+    fn placement(&self, record: &Record) -> Result<(OffsetDateTime, u32)> {
         let weight = if self.weigh_by_size {
             let size = codec::encode_record(record)?.len();
             u32::try_from(size).unwrap_or(u32::MAX)
         } else {
             1
         };
-        Ok(Arc::new(Slot {
-            record: Mutex::new(record.clone()),
-            scheduled_expiry: record.expiry_date.saturating_add(self.expiry_slack),
-            weight,
-        }))
+        Ok((record.expiry_date.saturating_add(self.expiry_slack), weight))
+    }
+
+    /// Whether `record` may replace the record of `slot` in place: moka's
+    /// timer still fires at or after its expiry date, and no weight is in
+    /// play.
+    fn fits_in_place(&self, slot: &Slot, record: &Record) -> bool {
+        !self.weigh_by_size && record.expiry_date <= slot.scheduled_expiry
+    }
+
+    /// Swaps the record of a live slot, moving its listing when the user
+    /// changes: the new user's first, then the record, then the old
+    /// user's, so the index never lacks the record under the user it shows.
+    /// Returns the old record, to be dropped outside the lock.
+    fn replace_in_place(&self, state: &mut State, record: Record) -> Record {
+        if state.record.user_id == record.user_id {
+            return std::mem::replace(&mut state.record, record);
+        }
+        let token = list(&record, &self.index);
+        let old = std::mem::replace(&mut state.record, record);
+        if let (Some(user_id), Some(token)) = (
+            old.user_id.as_deref(),
+            std::mem::replace(&mut state.token, token),
+        ) {
+            self.index.remove(user_id, old.id, token);
+        }
+        old
+    }
+
+    /// One insert-if-absent step: `false` when an active record holds the
+    /// id. An expired record that moka still holds counts as absent.
+    fn insert_if_absent(&self, record: &Record) -> Result<bool> {
+        let (scheduled_expiry, weight) = self.placement(record)?;
+        let mut inserted = false;
+        let mut retired = None;
+        self.cache.entry(record.id).and_compute_with(|entry| {
+            let token = match entry.map(Entry::into_value) {
+                Some(slot) => {
+                    let mut state = slot.lock();
+                    if !state.live {
+                        // moka is dropping it: absent.
+                        list(record, &self.index)
+                    } else if state.record.is_active_at(OffsetDateTime::now_utc()) {
+                        return Op::Nop;
+                    } else {
+                        let token = state.retire_for(record, &self.index);
+                        drop(state);
+                        retired = Some(slot);
+                        token
+                    }
+                }
+                None => list(record, &self.index),
+            };
+            inserted = true;
+            Op::Put(Arc::new(Slot::new(
+                record.clone(),
+                token,
+                scheduled_expiry,
+                weight,
+            )))
+        });
+        if let Some(slot) = retired {
+            slot.unindex(&self.index);
+        }
+        Ok(inserted)
+    }
+
+    fn save_now(&self, record: &Record) -> Result<()> {
+        if !record.is_active() {
+            // Saved already expired: it could never load, and moka would
+            // hold it until its timer wheel next turns (about a second).
+            // The version it replaces must go all the same.
+            self.remove(record.id);
+            return Ok(());
+        }
+        if self.save_in_place(record) {
+            return Ok(());
+        }
+        let (scheduled_expiry, weight) = self.placement(record)?;
+        let mut retired = None;
+        self.cache.entry(record.id).and_compute_with(|entry| {
+            let token = match entry.map(Entry::into_value) {
+                Some(slot) => {
+                    let mut state = slot.lock();
+                    if state.live {
+                        let token = state.retire_for(record, &self.index);
+                        drop(state);
+                        retired = Some(slot);
+                        token
+                    } else {
+                        list(record, &self.index)
+                    }
+                }
+                None => list(record, &self.index),
+            };
+            Op::Put(Arc::new(Slot::new(
+                record.clone(),
+                token,
+                scheduled_expiry,
+                weight,
+            )))
+        });
+        if let Some(slot) = retired {
+            slot.unindex(&self.index);
+        }
+        Ok(())
     }
 
     /// Replaces the record of a cached session in place when that keeps
-    /// the cache's view right: moka's timer still fires at or after the new
-    /// expiry date (within the slack), and the weight (when weighing) is not
-    /// in play. Returns whether it did.
+    /// the cache's view right (see [`fits_in_place`](Self::fits_in_place)).
+    /// Returns whether it did.
     fn save_in_place(&self, record: &Record) -> bool {
         if self.weigh_by_size {
             return false;
@@ -208,82 +352,259 @@ impl MokaStore {
         let Some(slot) = self.cache.get(&record.id) else {
             return false;
         };
-        if record.expiry_date > slot.scheduled_expiry {
-            // moka would drop the session before its new expiry date.
+        if !self.fits_in_place(&slot, record) {
             return false;
         }
-        let copy = record.clone();
-        let old = std::mem::replace(&mut *slot.record(), copy);
+        let mut state = slot.lock();
+        if !state.live {
+            return false;
+        }
+        let old = self.replace_in_place(&mut state, record.clone());
+        drop(state);
         // The old record is freed outside the lock.
         drop(old);
         true
+    }
+
+    fn load_now(&self, id: &Id) -> Option<Record> {
+        let slot = self.cache.get(id)?;
+        let now = OffsetDateTime::now_utc();
+        let state = slot.lock();
+        state.record.is_active_at(now).then(|| state.record.clone())
+    }
+
+    /// Removes the id's slot, whatever it holds.
+    fn remove(&self, id: Id) {
+        self.remove_if(id, |_| true);
+    }
+
+    /// Removes the id's slot if `condition` holds for its record, and
+    /// returns it (retired, so its record is what was stored last).
+    fn remove_if(&self, id: Id, condition: impl FnOnce(&Record) -> bool) -> Option<Value> {
+        let mut removed = None;
+        self.cache.entry(id).and_compute_with(|entry| {
+            let Some(slot) = entry.map(Entry::into_value) else {
+                return Op::Nop;
+            };
+            let mut state = slot.lock();
+            if !state.live {
+                // Retired by moka's eviction listener: already on its way
+                // out, and unlisted.
+                return Op::Remove;
+            }
+            if !condition(&state.record) {
+                return Op::Nop;
+            }
+            state.live = false;
+            drop(state);
+            removed = Some(slot);
+            Op::Remove
+        });
+        if let Some(slot) = &removed {
+            slot.unindex(&self.index);
+        }
+        removed
+    }
+
+    fn update_now(&self, record: &mut Record) -> Result<Update> {
+        let next = next_version(record.version)?;
+        let Some(slot) = self.cache.get(&record.id) else {
+            return Ok(Update::Gone);
+        };
+        {
+            let mut state = slot.lock();
+            if state.live {
+                if !state.record.is_active_at(OffsetDateTime::now_utc()) {
+                    return Ok(Update::Gone);
+                }
+                if state.record.version != record.version {
+                    return Ok(Update::Conflict(state.record.clone()));
+                }
+                if self.fits_in_place(&slot, record) {
+                    let mut copy = record.clone();
+                    copy.version = next;
+                    let old = self.replace_in_place(&mut state, copy);
+                    drop(state);
+                    drop(old);
+                    record.version = next;
+                    return Ok(Update::Written);
+                }
+            }
+        }
+        drop(slot);
+
+        // A new entry, so moka schedules the new expiry date; or the entry
+        // was being replaced: decide again under moka's lock of the id.
+        let mut copy = record.clone();
+        copy.version = next;
+        let (scheduled_expiry, weight) = self.placement(&copy)?;
+        let mut outcome = Update::Gone;
+        let mut retired = None;
+        self.cache.entry(record.id).and_compute_with(|entry| {
+            let Some(slot) = entry.map(Entry::into_value) else {
+                return Op::Nop;
+            };
+            let mut state = slot.lock();
+            if !state.live || !state.record.is_active_at(OffsetDateTime::now_utc()) {
+                return Op::Nop;
+            }
+            if state.record.version != record.version {
+                outcome = Update::Conflict(state.record.clone());
+                return Op::Nop;
+            }
+            let token = state.retire_for(&copy, &self.index);
+            drop(state);
+            retired = Some(slot);
+            outcome = Update::Written;
+            Op::Put(Arc::new(Slot::new(copy, token, scheduled_expiry, weight)))
+        });
+        if let Some(slot) = retired {
+            slot.unindex(&self.index);
+        }
+        if outcome.is_written() {
+            record.version = next;
+        }
+        Ok(outcome)
+    }
+
+    fn touch_now(&self, id: &Id, expiry_date: OffsetDateTime) -> bool {
+        let Some(slot) = self.cache.get(id) else {
+            return false;
+        };
+        {
+            let mut state = slot.lock();
+            if state.live {
+                if !state.record.is_active_at(OffsetDateTime::now_utc()) {
+                    return false;
+                }
+                if expiry_date <= state.record.expiry_date {
+                    return true;
+                }
+                // The weight may change by the few bytes the date takes: it
+                // stays as measured when the entry was inserted.
+                if expiry_date <= slot.scheduled_expiry {
+                    state.record.expiry_date = expiry_date;
+                    return true;
+                }
+            }
+        }
+        drop(slot);
+
+        // Past what moka scheduled: a new entry, so moka's expiry policy
+        // sees the new date.
+        let mut touched = false;
+        let mut retired = None;
+        self.cache.entry(*id).and_compute_with(|entry| {
+            let Some(slot) = entry.map(Entry::into_value) else {
+                return Op::Nop;
+            };
+            let mut state = slot.lock();
+            if !state.live || !state.record.is_active_at(OffsetDateTime::now_utc()) {
+                return Op::Nop;
+            }
+            touched = true;
+            if expiry_date <= state.record.expiry_date {
+                return Op::Nop;
+            }
+            let mut record = state.record.clone();
+            record.expiry_date = expiry_date;
+            let token = state.retire_for(&record, &self.index);
+            let scheduled_expiry = expiry_date.saturating_add(self.expiry_slack);
+            let weight = slot.weight;
+            drop(state);
+            retired = Some(slot);
+            Op::Put(Arc::new(Slot::new(record, token, scheduled_expiry, weight)))
+        });
+        if let Some(slot) = retired {
+            slot.unindex(&self.index);
+        }
+        touched
+    }
+
+    fn sessions_of_user_now(&self, user_id: &str) -> Vec<Record> {
+        let now = OffsetDateTime::now_utc();
+        self.index
+            .ids(user_id)
+            .into_iter()
+            .filter_map(|id| {
+                let slot = self.cache.get(&id)?;
+                let state = slot.lock();
+                // The listing may lag a write in flight: keep only what is
+                // there, active and still of this user.
+                let theirs = state.record.is_active_at(now)
+                    && state.record.user_id.as_deref() == Some(user_id);
+                theirs.then(|| state.record.clone())
+            })
+            .collect()
+    }
+
+    fn delete_sessions_of_user_now(&self, user_id: &str, keep: Option<&Id>) -> u64 {
+        let now = OffsetDateTime::now_utc();
+        let mut removed = 0;
+        for id in self.index.ids(user_id) {
+            if Some(&id) == keep {
+                continue;
+            }
+            let slot = self.remove_if(id, |record| record.user_id.as_deref() == Some(user_id));
+            if let Some(slot) = slot {
+                removed += u64::from(slot.lock().record.is_active_at(now));
+            }
+        }
+        removed
     }
 }
 
 #[async_trait]
 impl SessionStore for MokaStore {
-    #[tracing::instrument(level = "debug", name = "session.moka.create", skip_all)]
     async fn create(&self, record: &mut Record) -> Result<()> {
-        loop {
-            let value = self.value_of(record)?;
-            let now = OffsetDateTime::now_utc();
-            // Insert-if-absent under moka's per-key lock: concurrent creates of
-            // one id are serialized and exactly one of them finds it free. An
-            // expired record not yet dropped by moka counts as free.
-            let entry = self
-                .cache
-                .entry(record.id)
-                .or_insert_with_if(|| value, |held| !held.record().is_active_at(now));
-            if entry.is_fresh() {
-                return Ok(());
+        store_span("moka", "create").in_scope(|| {
+            let mut ids = FreshIds::default();
+            while !self.insert_if_absent(record)? {
+                ids.next(record)?;
             }
-            tracing::debug!("session id collision on create; drawing a new id");
-            record.id = Id::default();
-        }
+            Ok(())
+        })
     }
 
-    #[tracing::instrument(level = "debug", name = "session.moka.save", skip_all)]
     async fn save(&self, record: &Record) -> Result<()> {
-        if !record.is_active() {
-            // Saved already expired: it could never load, and moka would
-            // hold it until its timer wheel next turns (about a second).
-            // The version it replaces must go all the same.
-            self.cache.invalidate(&record.id);
-            return Ok(());
-        }
-        if self.save_in_place(record) {
-            return Ok(());
-        }
-        let value = self.value_of(record)?;
-        self.cache.insert(record.id, value);
-        Ok(())
+        store_span("moka", "save").in_scope(|| self.save_now(record))
     }
 
-    #[tracing::instrument(level = "debug", name = "session.moka.load", skip_all)]
     async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
-        let Some(slot) = self.cache.get(session_id) else {
-            return Ok(None);
-        };
-        let now = OffsetDateTime::now_utc();
-        let record = slot.record();
-        Ok(record.is_active_at(now).then(|| record.clone()))
+        Ok(store_span("moka", "load").in_scope(|| self.load_now(session_id)))
     }
 
-    #[tracing::instrument(level = "debug", name = "session.moka.delete", skip_all)]
     async fn delete(&self, session_id: &Id) -> Result<()> {
-        self.cache.invalidate(session_id);
+        store_span("moka", "delete").in_scope(|| self.remove(*session_id));
         Ok(())
+    }
+
+    async fn update(&self, record: &mut Record) -> Result<Update> {
+        store_span("moka", "update").in_scope(|| self.update_now(record))
+    }
+
+    async fn touch(&self, session_id: &Id, expiry_date: OffsetDateTime) -> Result<bool> {
+        Ok(store_span("moka", "touch").in_scope(|| self.touch_now(session_id, expiry_date)))
+    }
+
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Record>> {
+        Ok(store_span("moka", "sessions_of_user").in_scope(|| self.sessions_of_user_now(user_id)))
+    }
+
+    async fn delete_sessions_of_user(&self, user_id: &str, keep: Option<&Id>) -> Result<u64> {
+        Ok(store_span("moka", "delete_sessions_of_user")
+            .in_scope(|| self.delete_sessions_of_user_now(user_id, keep)))
     }
 }
 
-/// Expiry is native: moka drops each session at its expiry date by itself.
-/// `delete_expired` runs moka's pending maintenance, which frees the expired
-/// entries at once, and returns 0 because moka does not say how many.
+/// Expiry is native: moka drops each session by itself once its expiry
+/// date (plus the slack) has passed. `delete_expired` runs moka's pending
+/// maintenance, which frees those entries and their user-index listings at
+/// once, and returns 0 because moka does not say how many.
 #[async_trait]
 impl ExpiredDeletion for MokaStore {
-    #[tracing::instrument(level = "debug", name = "session.moka.delete_expired", skip_all)]
     async fn delete_expired(&self) -> Result<u64> {
-        self.cache.run_pending_tasks();
+        store_span("moka", "delete_expired").in_scope(|| self.cache.run_pending_tasks());
         Ok(0)
     }
 }

@@ -23,6 +23,19 @@ mod bounded_by_bytes {
     );
 }
 
+mod without_slack {
+    // Every write that moves the expiry date later inserts a new moka entry:
+    // `update` and `touch` take their compute path rather than the in-place
+    // swap.
+    session_testkit::conformance_suite!(
+        || async {
+            session_moka::MokaStore::new(Some(10_000))
+                .with_expiry_slack(session_core::time::Duration::ZERO)
+        },
+        sweep = native
+    );
+}
+
 mod caching_memory {
     use session_core::CachingSessionStore;
     use session_memory::MemoryStore;

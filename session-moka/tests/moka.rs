@@ -5,7 +5,7 @@
 use serde_json::json;
 use session_core::{
     time::{Duration, OffsetDateTime},
-    ExpiredDeletion, Record, SessionStore,
+    ExpiredDeletion, Record, SessionStore, Update,
 };
 use session_moka::MokaStore;
 
@@ -198,4 +198,121 @@ async fn slack_keeps_expired_sessions_unloadable() {
     assert_eq!(store.load(&session.id).await.unwrap(), None, "expired");
     store.run_pending_tasks();
     assert_eq!(store.entry_count(), 1, "moka holds it within the slack");
+}
+
+#[tokio::test]
+async fn touch_past_the_scheduled_expiry_moves_mokas_timer() {
+    // No slack: moka drops the entry at the first expiry date unless the
+    // touch gave it a new one.
+    let store = MokaStore::new(None).with_expiry_slack(Duration::ZERO);
+    let mut session = record(Duration::milliseconds(500), "touched");
+    store.create(&mut session).await.unwrap();
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    assert!(store.touch(&session.id, later).await.unwrap());
+    session.expiry_date = later;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    store.run_pending_tasks();
+    assert_eq!(store.entry_count(), 1, "moka kept the touched session");
+    assert_eq!(store.load(&session.id).await.unwrap(), Some(session));
+}
+
+#[tokio::test]
+async fn update_past_the_scheduled_expiry_moves_mokas_timer() {
+    let store = MokaStore::new(None).with_expiry_slack(Duration::ZERO);
+    let mut session = record(Duration::milliseconds(500), "updated");
+    store.create(&mut session).await.unwrap();
+    session.expiry_date = OffsetDateTime::now_utc() + Duration::hours(1);
+    session.data.insert("payload".into(), json!("later"));
+    assert_eq!(store.update(&mut session).await.unwrap(), Update::Written);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    store.run_pending_tasks();
+    assert_eq!(store.entry_count(), 1, "moka kept the updated session");
+    assert_eq!(store.load(&session.id).await.unwrap(), Some(session));
+}
+
+#[tokio::test]
+async fn touch_and_update_within_the_slack_expire_at_the_new_date() {
+    let store = MokaStore::new(None).with_expiry_slack(Duration::hours(1));
+    let mut session = record(Duration::hours(1), "in place");
+    store.create(&mut session).await.unwrap();
+    // Shortened by an update: the new date rules loads at once, though moka
+    // keeps the entry.
+    session.expiry_date = OffsetDateTime::now_utc() + Duration::milliseconds(200);
+    assert_eq!(store.update(&mut session).await.unwrap(), Update::Written);
+    // Moved forward by a touch, still within what moka scheduled.
+    let later = OffsetDateTime::now_utc() + Duration::milliseconds(400);
+    assert!(store.touch(&session.id, later).await.unwrap());
+    session.expiry_date = later;
+    assert_eq!(
+        store.load(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(store.load(&session.id).await.unwrap(), None, "expired");
+    assert!(!store.touch(&session.id, later).await.unwrap());
+    assert_eq!(store.update(&mut session).await.unwrap(), Update::Gone);
+}
+
+#[tokio::test]
+async fn updates_on_a_byte_bound_store_are_weighed_again() {
+    let store = MokaStore::with_max_bytes(1 << 20);
+    let mut session = record(Duration::hours(1), "small");
+    store.create(&mut session).await.unwrap();
+    store.run_pending_tasks();
+    let small = store.weighted_size();
+    session
+        .data
+        .insert("payload".into(), json!("l".repeat(10_000)));
+    assert_eq!(store.update(&mut session).await.unwrap(), Update::Written);
+    store.run_pending_tasks();
+    let large = store.weighted_size();
+    assert!(
+        large >= small + 9_900,
+        "the update's larger record must weigh more: {small}, then {large}"
+    );
+    // A touch keeps the entry and its weight.
+    let weighed = store.weighted_size();
+    let later = OffsetDateTime::now_utc() + Duration::hours(2);
+    assert!(store.touch(&session.id, later).await.unwrap());
+    store.run_pending_tasks();
+    assert_eq!(store.weighted_size(), weighed);
+    session.expiry_date = later;
+    assert_eq!(store.load(&session.id).await.unwrap(), Some(session));
+}
+
+/// A full store still keeps every session it just created: the least
+/// recently used ones go instead (moka's TinyLFU admission would refuse
+/// brand-new entries and let `create` report a session that is gone).
+#[tokio::test]
+async fn a_full_store_keeps_each_new_session_and_evicts_the_oldest() {
+    let store = MokaStore::new(Some(50));
+    let mut created = Vec::new();
+    for i in 0..500 {
+        let mut record = session_testkit::suite::record_expiring_in(
+            session_core::time::Duration::hours(1),
+            serde_json::json!({ "i": i }),
+        );
+        store.create(&mut record).await.unwrap();
+        // Let moka apply its admission and eviction now.
+        store.run_pending_tasks();
+        assert_eq!(
+            store.load(&record.id).await.unwrap().as_ref(),
+            Some(&record),
+            "session {i} was created, then not stored"
+        );
+        created.push(record);
+    }
+    store.run_pending_tasks();
+    assert!(store.entry_count() <= 50, "{}", store.entry_count());
+    assert_eq!(
+        store.load(&created[0].id).await.unwrap(),
+        None,
+        "the least recently used went"
+    );
+}
+
+#[test]
+fn the_default_store_is_bounded() {
+    let store = MokaStore::default();
+    assert!(format!("{store:?}").contains(&session_moka::DEFAULT_MAX_CAPACITY.to_string()));
 }

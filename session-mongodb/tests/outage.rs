@@ -123,6 +123,39 @@ async fn a_stopped_server_is_a_backend_error_and_the_store_recovers() {
         matches!(&create, Err(e) if e.is_backend()),
         "create while down: {create:?}"
     );
+    let mut stale = before.clone();
+    let update = tokio::time::timeout(PATIENCE, store.update(&mut stale))
+        .await
+        .expect("update returns");
+    assert!(
+        matches!(&update, Err(e) if e.is_backend()),
+        "update while down: {update:?}"
+    );
+    assert_eq!(
+        stale.version, before.version,
+        "a failed update bumps nothing"
+    );
+    let touch = tokio::time::timeout(PATIENCE, store.touch(&before.id, now_micros()))
+        .await
+        .expect("touch returns");
+    assert!(
+        matches!(&touch, Err(e) if e.is_backend()),
+        "touch while down: {touch:?}"
+    );
+    let listed = tokio::time::timeout(PATIENCE, store.sessions_of_user("someone"))
+        .await
+        .expect("sessions_of_user returns");
+    assert!(
+        matches!(&listed, Err(e) if e.is_backend()),
+        "sessions_of_user while down: {listed:?}"
+    );
+    let ended = tokio::time::timeout(PATIENCE, store.delete_sessions_of_user("someone", None))
+        .await
+        .expect("delete_sessions_of_user returns");
+    assert!(
+        matches!(&ended, Err(e) if e.is_backend()),
+        "delete_sessions_of_user while down: {ended:?}"
+    );
     let sweep = tokio::time::timeout(
         PATIENCE,
         session_core::ExpiredDeletion::delete_expired(&store),

@@ -20,6 +20,23 @@ pub enum RedisStoreError {
         /// The version the server reported.
         found: String,
     },
+    /// Redis answered one of the store's scripts with something they never
+    /// reply: another program answers on the connection, or a bug.
+    #[error("unexpected reply from Redis to a session store script: expected {expected}")]
+    UnexpectedReply {
+        /// What the store expected.
+        expected: &'static str,
+    },
+    /// A write kept meeting a value it had to prepare first (a session of the
+    /// previous release rewritten concurrently, or a session whose user kept
+    /// changing while its index was extended) and gave up after a bounded
+    /// number of rounds. Nothing was written to the session; at most its
+    /// users' indexes list it once more, which lookups prune.
+    #[error("gave up on a contended session after {rounds} rounds")]
+    Contended {
+        /// How many rounds were tried.
+        rounds: u32,
+    },
 }
 
 impl RedisStoreError {

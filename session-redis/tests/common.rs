@@ -48,3 +48,32 @@ pub async fn connect(url: &str) -> Pool {
 pub async fn standalone_store(topic: &str) -> RedisStore<Pool> {
     RedisStore::new(connect(&redis_url()).await).with_key_prefix(unique_prefix(topic))
 }
+
+/// A store on the Redis Cluster under a fresh prefix, when the test command
+/// started one (`REDIS_CLUSTER_URL`).
+pub async fn cluster_store(topic: &str) -> Option<RedisStore<Pool>> {
+    let url = redis_cluster_url()?;
+    Some(RedisStore::new(connect(&url).await).with_key_prefix(unique_prefix(topic)))
+}
+
+/// A store per topology the tests can reach: standalone always, the cluster
+/// when `REDIS_CLUSTER_URL` is set. Each is named for assertion messages.
+pub async fn every_topology(topic: &str) -> Vec<(&'static str, RedisStore<Pool>)> {
+    let mut stores = vec![("standalone", standalone_store(topic).await)];
+    match cluster_store(topic).await {
+        Some(store) => stores.push(("cluster", store)),
+        #[allow(clippy::print_stderr)]
+        None => eprintln!(
+            "note: REDIS_CLUSTER_URL is not set; {topic} runs on standalone Redis only \
+             (./scripts/test starts a cluster and sets it)"
+        ),
+    }
+    stores
+}
+
+/// Now, to the microsecond: the precision the store keeps expiry dates in.
+pub fn now_micros() -> session_core::time::OffsetDateTime {
+    let now = session_core::time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .expect("a valid nanosecond")
+}

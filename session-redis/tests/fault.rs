@@ -6,94 +6,19 @@
 
 mod common;
 
-use std::{
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration as StdDuration, Instant},
-};
+use std::time::{Duration as StdDuration, Instant};
 
 use serde_json::json;
-use session_core::{
-    time::{Duration, OffsetDateTime},
-    Record, SessionStore,
-};
+use session_core::{time::Duration, Record, SessionStore};
 use session_redis::{RedisStore, COMMAND_TIMEOUT};
+use session_testkit::RedisServer;
 
 /// Slack on top of [`COMMAND_TIMEOUT`] for a loaded, shared machine: the
 /// check is that calls do not hang, not how fast they fail.
 const SLACK: StdDuration = StdDuration::from_secs(10);
 
-/// A redis-server child process, killed when dropped.
-struct OwnRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("pick a free loopback port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("session-redis-fault-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the redis-server directory");
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port and waits until it accepts
-    /// connections.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + StdDuration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on 127.0.0.1:{}",
-                self.port
-            );
-            std::thread::sleep(StdDuration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn record() -> Record {
-    let mut record = Record::new(OffsetDateTime::now_utc() + Duration::hours(1));
+    let mut record = Record::new(common::now_micros() + Duration::hours(1));
     record.data.insert("k".into(), json!("v"));
     record
 }
@@ -127,7 +52,7 @@ async fn must_fail_as_backend<T: std::fmt::Debug>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_redis_fails_in_bounded_time_and_the_store_recovers() {
-    let mut redis = OwnRedis::start();
+    let mut redis = RedisServer::start("session-redis-fault");
     let pool = common::connect(&redis.url()).await;
     let store = RedisStore::new(pool).with_key_prefix(common::unique_prefix("fault"));
 
@@ -147,6 +72,15 @@ async fn a_stopped_redis_fails_in_bounded_time_and_the_store_recovers() {
     let mut created = record();
     must_fail_as_backend("create", store.create(&mut created)).await;
     must_fail_as_backend("delete", store.delete(&before.id)).await;
+    let mut updated = before.clone();
+    must_fail_as_backend("update", store.update(&mut updated)).await;
+    must_fail_as_backend("touch", store.touch(&before.id, before.expiry_date)).await;
+    must_fail_as_backend("sessions_of_user", store.sessions_of_user("u")).await;
+    must_fail_as_backend(
+        "delete_sessions_of_user",
+        store.delete_sessions_of_user("u", None),
+    )
+    .await;
 
     redis.restart();
     // fred reconnects on its own (backoff of at most a second); wait for it.
@@ -175,4 +109,71 @@ async fn a_stopped_redis_fails_in_bounded_time_and_the_store_recovers() {
         .await
         .expect("create after recovery");
     assert_eq!(store.load(&fresh.id).await.expect("load"), Some(fresh));
+}
+
+/// A server that lost its script cache (a restart, a failover, `SCRIPT
+/// FLUSH`) answers `EVALSHA` with `NOSCRIPT`; the store sends the script
+/// with `EVAL` then, and every operation goes on working. On a server of the
+/// test's own, so flushing its scripts disturbs no other test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_script_cache_is_refilled() {
+    use session_redis::fred::prelude::LuaInterface;
+
+    let redis = RedisServer::start("session-redis-fault");
+    let pool = common::connect(&redis.url()).await;
+    let store = RedisStore::new(pool).with_key_prefix(common::unique_prefix("noscript"));
+    let mut record = record();
+    record.user_id = Some("flushed".into());
+    for round in 0..3 {
+        store
+            .client()
+            .script_flush_cluster(false)
+            .await
+            .expect("SCRIPT FLUSH");
+        if round == 0 {
+            store
+                .create(&mut record)
+                .await
+                .expect("create after a flush");
+        } else {
+            record.data.insert("round".into(), json!(round));
+            assert!(store
+                .update(&mut record)
+                .await
+                .expect("update after a flush")
+                .is_written());
+        }
+        store
+            .client()
+            .script_flush_cluster(false)
+            .await
+            .expect("SCRIPT FLUSH");
+        let later = record.expiry_date + Duration::days(round + 1);
+        assert!(store
+            .touch(&record.id, later)
+            .await
+            .expect("touch after a flush"));
+        record.expiry_date = later;
+        store
+            .client()
+            .script_flush_cluster(false)
+            .await
+            .expect("SCRIPT FLUSH");
+        assert_eq!(
+            store.sessions_of_user("flushed").await.expect("list"),
+            vec![record.clone()]
+        );
+    }
+    store
+        .client()
+        .script_flush_cluster(false)
+        .await
+        .expect("SCRIPT FLUSH");
+    assert_eq!(
+        store
+            .delete_sessions_of_user("flushed", None)
+            .await
+            .expect("delete after a flush"),
+        1
+    );
 }

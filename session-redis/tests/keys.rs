@@ -24,7 +24,7 @@ async fn client_store(topic: &str) -> RedisStore<Client> {
 }
 
 fn record_in(ttl: Duration) -> Record {
-    let mut record = Record::new(OffsetDateTime::now_utc() + ttl);
+    let mut record = Record::new(common::now_micros() + ttl);
     record.data.insert("k".into(), json!("v"));
     record
 }
@@ -49,6 +49,37 @@ async fn keys_are_prefix_separator_id_with_an_absolute_ttl() {
         (wanted_ms..=wanted_ms + 1).contains(&expire_at_ms),
         "PXAT {expire_at_ms} is not the expiry date {wanted_ms} rounded up"
     );
+
+    // The value: this release's header (0xc1, format 1, version 0), no user.
+    let value: Vec<u8> = store.client().get(&key).await.expect("GET");
+    assert_eq!(value[..10], [0xc1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(value[26..31], [0, 0, 0, 0, 0], "no user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_moves_the_header_and_the_ttl_together() {
+    let store = client_store("touch").await;
+    let mut record = record_in(Duration::hours(1));
+    store.create(&mut record).await.expect("create");
+    let key = store.key(&record.id);
+    let later = common::now_micros() + Duration::days(2);
+    assert!(store.touch(&record.id, later).await.expect("touch"));
+    let expire_at_ms: i64 = store
+        .client()
+        .pexpire_time(&key)
+        .await
+        .expect("PEXPIRETIME");
+    let wanted_ms = (later.unix_timestamp_nanos() / 1_000_000) as i64;
+    assert!(
+        (wanted_ms..=wanted_ms + 1).contains(&expire_at_ms),
+        "after touch, PXAT {expire_at_ms} is not the new expiry {wanted_ms}"
+    );
+    let loaded = store
+        .load(&record.id)
+        .await
+        .expect("load")
+        .expect("present");
+    assert_eq!(loaded.expiry_date, later);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Errors of the store itself, and the mapping of rusqlite errors onto
 //! [`session_core::Error`].
 
+use session_core::support::InvalidName;
+
 /// What can go wrong in this crate besides SQLite itself.
 ///
 /// Store operations return [`session_core::Error`]; these errors reach users
@@ -10,14 +12,14 @@
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum RusqliteStoreError {
-    /// A table name that is not a plain SQL identifier. Names are checked,
-    /// then quoted, and never spliced into SQL unchecked.
-    #[error(
-        "invalid table name {name:?}: use 1 to {max} ASCII letters, digits or underscores, \
-         not starting with a digit or `sqlite_`",
-        max = crate::schema::MAX_TABLE_NAME_LEN
-    )]
-    InvalidTableName {
+    /// A table name that is not a plain SQL identifier of at most
+    /// 48 bytes (see [`check_identifier`](session_core::support::check_identifier)).
+    /// Names are checked, then quoted, and never spliced into SQL unchecked.
+    #[error("invalid table name: {0}")]
+    InvalidTableName(#[from] InvalidName),
+    /// A table name in SQLite's reserved `sqlite_` namespace (any case).
+    #[error("invalid table name {name:?}: names starting with `sqlite_` are reserved by SQLite")]
+    ReservedTableName {
         /// The rejected name.
         name: String,
     },
@@ -27,20 +29,6 @@ pub enum RusqliteStoreError {
     /// The blocking task running a query panicked or was cancelled.
     #[error("the blocking task running a SQLite query failed")]
     Task(#[source] tokio::task::JoinError),
-    /// An expiry date outside what the `INTEGER` column (microseconds since
-    /// the Unix epoch) or `time::OffsetDateTime` can hold.
-    #[error("expiry date out of range: {micros} microseconds since the Unix epoch")]
-    ExpiryOutOfRange {
-        /// The value that did not fit.
-        micros: i128,
-    },
-    /// `create` found every fresh id it tried already taken, which only a
-    /// broken random source explains.
-    #[error("create gave up after {attempts} ids in a row were taken")]
-    IdsExhausted {
-        /// How many ids were tried.
-        attempts: u32,
-    },
     /// A column holding something other than what the store writes there.
     #[error("column `{column}` holds a value of the wrong type")]
     WrongColumnType {

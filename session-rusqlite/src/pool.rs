@@ -44,7 +44,10 @@ impl Connections {
             .await
             .map_err(|_| RusqliteStoreError::Closed)?;
         let idle = Arc::clone(&self.idle);
+        // The operation's span (`store_span`) covers the blocking part too.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // The permit guarantees an idle connection unless the pool was
             // closed in between.
             let mut checkout = Checkout::take(&idle).ok_or(RusqliteStoreError::Closed)?;

@@ -2,10 +2,17 @@
 
 use std::{fmt, path::Path, sync::Arc, time::Duration};
 
-use rusqlite::{params, types::ValueRef, Connection, OpenFlags, OptionalExtension as _, Row};
-use session_core::{
-    async_trait, codec, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore,
+use rusqlite::{
+    params, types::ValueRef, Connection, OpenFlags, OptionalExtension as _, Row,
+    TransactionBehavior,
 };
+use session_core::{
+    async_trait, codec,
+    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds},
+    time::OffsetDateTime,
+    Error, ExpiredDeletion, Id, Record, Result, SessionStore, Update,
+};
+use tracing::Instrument as _;
 
 use crate::{
     error::from_sqlite,
@@ -18,9 +25,8 @@ use crate::{
 /// [`RusqliteStore::with_delete_batch_size`] says otherwise.
 pub const DEFAULT_DELETE_BATCH_SIZE: u32 = 1_000;
 
-// A fresh random id colliding this many times in a row means the random
-// source is broken: give up rather than spin.
-const MAX_CREATE_ATTEMPTS: u32 = 16;
+/// The store kind in [`store_span`].
+const STORE: &str = "rusqlite";
 
 /// How durably a commit reaches the disk (SQLite's `PRAGMA synchronous`).
 #[non_exhaustive]
@@ -169,9 +175,12 @@ impl RusqliteStore {
     /// Keeps sessions in table `table_name` instead of `sessions`.
     ///
     /// The name must be 1 to 48 ASCII letters, digits or underscores, not
-    /// starting with a digit or `sqlite_`; anything else is
-    /// [`RusqliteStoreError::InvalidTableName`]. The expiry index is named
-    /// `<table_name>_expiry_date_idx`.
+    /// starting with a digit (checked by
+    /// [`check_identifier`](session_core::support::check_identifier); else
+    /// [`RusqliteStoreError::InvalidTableName`]) nor with `sqlite_`, which
+    /// SQLite reserves ([`RusqliteStoreError::ReservedTableName`]). The
+    /// indexes are named `<table_name>_expiry_date_idx` and
+    /// `<table_name>_user_id_idx`.
     pub fn with_table_name(
         mut self,
         table_name: impl AsRef<str>,
@@ -195,16 +204,22 @@ impl RusqliteStore {
         &self.sql.table
     }
 
-    /// Creates the table and its expiry index if they do not exist.
+    /// Creates the table and its indexes if they do not exist, and brings a
+    /// table created by the previous release (`id`, `data`, `expiry_date`
+    /// only) up to the current layout: it adds `version` (existing sessions
+    /// get 0), `user_id` (NULL: no user) and the user index. Existing
+    /// sessions keep working: they load, `update` over version 0 and `touch`
+    /// them as usual.
     ///
     /// Idempotent, and safe to run from several tasks or processes at once:
-    /// it runs in a `BEGIN IMMEDIATE` transaction, so SQLite's write lock
-    /// orders the migrations.
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table))]
+    /// it runs in one `BEGIN IMMEDIATE` transaction, so SQLite's write lock
+    /// orders the migrations, and each looks up the table's columns (SQLite
+    /// has no `ADD COLUMN IF NOT EXISTS`) after it holds the lock.
     pub async fn migrate(&self) -> Result<()> {
         let sql = Arc::clone(&self.sql);
         self.pool
             .write(move |connection| schema::migrate(connection, &sql).map_err(from_sqlite))
+            .instrument(store_span(STORE, "migrate"))
             .await
     }
 
@@ -248,124 +263,178 @@ fn configure(connection: &Connection, options: &RusqliteOptions) -> rusqlite::Re
     connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())
 }
 
-/// The expiry as stored: microseconds since the Unix epoch (rounded down),
-/// the same instant whatever the UTC offset.
-fn to_micros(instant: OffsetDateTime) -> std::result::Result<i64, RusqliteStoreError> {
-    let micros = instant.unix_timestamp_nanos().div_euclid(1_000);
-    i64::try_from(micros).map_err(|_| RusqliteStoreError::ExpiryOutOfRange { micros })
+/// Now as stored: microseconds since the Unix epoch. Read just before the
+/// statement that compares with it, on the thread that runs it, so time
+/// spent queueing for a connection cannot make an expired record look
+/// active.
+fn now_micros() -> i64 {
+    codec::unix_micros(OffsetDateTime::now_utc())
 }
 
-fn from_micros(micros: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| {
-        session_core::Error::decode(RusqliteStoreError::ExpiryOutOfRange {
-            micros: i128::from(micros),
+/// A record's columns as they are bound to a statement.
+#[derive(Debug)]
+struct Columns {
+    data: Vec<u8>,
+    expiry_date: i64,
+    version: i64,
+    user_id: Option<String>,
+}
+
+impl Columns {
+    fn of(record: &Record) -> Result<Self> {
+        Ok(Self {
+            data: codec::encode_data(&record.data)?,
+            expiry_date: codec::unix_micros(record.expiry_date),
+            version: version_to_i64(record.version)?,
+            user_id: record.user_id.clone(),
         })
-    })
+    }
 }
 
-fn now_micros() -> Result<i64> {
-    to_micros(OffsetDateTime::now_utc()).map_err(session_core::Error::backend)
+fn wrong_type(column: &'static str) -> Error {
+    RusqliteStoreError::WrongColumnType { column }.into()
 }
 
-/// Turns a `SELECT data, expiry_date` row into a record, decoding the data
-/// straight from SQLite's buffer.
-fn decode_row(id: Id, row: &Row<'_>) -> Result<Record> {
-    let data = match row.get_ref(0).map_err(from_sqlite)? {
+/// The id in column `index`, as its text form.
+fn decode_id(row: &Row<'_>, index: usize) -> Result<Id> {
+    match row.get_ref(index).map_err(from_sqlite)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(Error::decode)?
+            .parse()
+            .map_err(Error::decode),
+        _ => Err(wrong_type("id")),
+    }
+}
+
+/// Turns the columns `data, expiry_date, version, user_id` starting at
+/// `first` into a record, decoding the data straight from SQLite's buffer.
+fn decode_record(id: Id, row: &Row<'_>, first: usize) -> Result<Record> {
+    let data = match row.get_ref(first).map_err(from_sqlite)? {
         // TEXT is accepted too: a row written by hand with JSON text in it.
         ValueRef::Blob(bytes) | ValueRef::Text(bytes) => codec::decode_data(bytes)?,
-        _ => return Err(RusqliteStoreError::WrongColumnType { column: "data" }.into()),
+        _ => return Err(wrong_type("data")),
     };
-    let expiry_date = match row.get_ref(1).map_err(from_sqlite)? {
-        ValueRef::Integer(micros) => from_micros(micros)?,
-        _ => {
-            return Err(RusqliteStoreError::WrongColumnType {
-                column: "expiry_date",
-            }
-            .into())
-        }
+    let expiry_date = match row.get_ref(first + 1).map_err(from_sqlite)? {
+        ValueRef::Integer(micros) => codec::from_unix_micros(micros)?,
+        _ => return Err(wrong_type("expiry_date")),
+    };
+    let version = match row.get_ref(first + 2).map_err(from_sqlite)? {
+        ValueRef::Integer(version) => version_from_i64(version)?,
+        _ => return Err(wrong_type("version")),
+    };
+    let user_id = match row.get_ref(first + 3).map_err(from_sqlite)? {
+        ValueRef::Null => None,
+        ValueRef::Text(bytes) => Some(
+            std::str::from_utf8(bytes)
+                .map_err(Error::decode)?
+                .to_owned(),
+        ),
+        _ => return Err(wrong_type("user_id")),
     };
     Ok(Record {
         id,
         data,
         expiry_date,
+        version,
+        user_id,
     })
 }
 
-/// What `create` and `save` write.
-fn encode(record: &Record) -> Result<(Vec<u8>, i64)> {
-    let data = codec::encode_data(&record.data)?;
-    let expiry = to_micros(record.expiry_date).map_err(session_core::Error::encode)?;
-    Ok((data, expiry))
+/// The active record `id`, read on `connection` (which may be in a
+/// transaction).
+fn load_on(connection: &Connection, sql: &Sql, id: Id, now: i64) -> Result<Option<Record>> {
+    connection
+        .prepare_cached(&sql.load)
+        .map_err(from_sqlite)?
+        .query_row(params![id.to_string(), now], |row| {
+            Ok(decode_record(id, row, 0))
+        })
+        .optional()
+        .map_err(from_sqlite)?
+        .transpose()
+}
+
+impl RusqliteStore {
+    /// One `INSERT .. ON CONFLICT (id) DO UPDATE .. WHERE` the stored row
+    /// has expired: `false` when the id is taken by an active session.
+    async fn insert_if_absent(&self, id: Id, columns: Arc<Columns>) -> Result<bool> {
+        let sql = Arc::clone(&self.sql);
+        self.pool
+            .write(move |connection| {
+                let inserted = connection
+                    .prepare_cached(&sql.insert_if_absent)
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            id.to_string(),
+                            columns.data,
+                            columns.expiry_date,
+                            columns.version,
+                            columns.user_id,
+                            now_micros(),
+                        ])
+                    })
+                    .map_err(from_sqlite)?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
 }
 
 #[async_trait]
 impl SessionStore for RusqliteStore {
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table))]
     async fn create(&self, record: &mut Record) -> Result<()> {
-        let (data, expiry) = encode(record)?;
-        let sql = Arc::clone(&self.sql);
-        let first_id = record.id;
-        let id = self
-            .pool
-            .write(move |connection| {
-                let mut statement = connection
-                    .prepare_cached(&sql.insert_if_absent)
-                    .map_err(from_sqlite)?;
-                let mut id = first_id;
-                for _ in 0..MAX_CREATE_ATTEMPTS {
-                    let inserted = statement
-                        .execute(params![id.to_string(), data, expiry])
-                        .map_err(from_sqlite)?;
-                    if inserted == 1 {
-                        return Ok(id);
-                    }
-                    tracing::debug!("session id taken, retrying with a fresh one");
-                    id = Id::default();
-                }
-                Err(RusqliteStoreError::IdsExhausted {
-                    attempts: MAX_CREATE_ATTEMPTS,
-                }
-                .into())
-            })
-            .await?;
-        record.id = id;
-        Ok(())
+        async {
+            // Encoded once; a retry with a fresh id binds the same columns.
+            let columns = Arc::new(Columns::of(record)?);
+            let mut ids = FreshIds::default();
+            while !self
+                .insert_if_absent(record.id, Arc::clone(&columns))
+                .await?
+            {
+                ids.next(record)?;
+            }
+            Ok(())
+        }
+        .instrument(store_span(STORE, "create"))
+        .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table))]
     async fn save(&self, record: &Record) -> Result<()> {
-        let (data, expiry) = encode(record)?;
-        let sql = Arc::clone(&self.sql);
-        let id = record.id.to_string();
-        self.pool
-            .write(move |connection| {
-                connection
-                    .prepare_cached(&sql.upsert)
-                    .and_then(|mut statement| statement.execute(params![id, data, expiry]))
-                    .map_err(from_sqlite)?;
-                Ok(())
-            })
-            .await
+        async {
+            let columns = Columns::of(record)?;
+            let sql = Arc::clone(&self.sql);
+            let id = record.id.to_string();
+            self.pool
+                .write(move |connection| {
+                    connection
+                        .prepare_cached(&sql.upsert)
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                id,
+                                columns.data,
+                                columns.expiry_date,
+                                columns.version,
+                                columns.user_id,
+                            ])
+                        })
+                        .map_err(from_sqlite)?;
+                    Ok(())
+                })
+                .await
+        }
+        .instrument(store_span(STORE, "save"))
+        .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table))]
     async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
-        let now = now_micros()?;
         let sql = Arc::clone(&self.sql);
         let id = *session_id;
         self.pool
-            .read(move |connection| {
-                let mut statement = connection.prepare_cached(&sql.load).map_err(from_sqlite)?;
-                statement
-                    .query_row(params![id.to_string(), now], |row| Ok(decode_row(id, row)))
-                    .optional()
-                    .map_err(from_sqlite)?
-                    .transpose()
-            })
+            .read(move |connection| load_on(connection, &sql, id, now_micros()))
+            .instrument(store_span(STORE, "load"))
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table))]
     async fn delete(&self, session_id: &Id) -> Result<()> {
         let sql = Arc::clone(&self.sql);
         let id = session_id.to_string();
@@ -377,6 +446,170 @@ impl SessionStore for RusqliteStore {
                     .map_err(from_sqlite)?;
                 Ok(())
             })
+            .instrument(store_span(STORE, "delete"))
+            .await
+    }
+
+    /// One `UPDATE .. WHERE id = ? AND version = ? AND expiry_date > now`
+    /// is the compare-and-swap. When it matches no row, a `SELECT` in the
+    /// same `BEGIN IMMEDIATE` transaction tells [`Update::Conflict`] (an
+    /// active row with another version, returned) from [`Update::Gone`];
+    /// holding the write lock, nothing can change the row in between.
+    async fn update(&self, record: &mut Record) -> Result<Update> {
+        async {
+            let next = next_version(record.version)?;
+            let expected = version_to_i64(record.version)?;
+            let mut columns = Columns::of(record)?;
+            columns.version = version_to_i64(next)?;
+            let sql = Arc::clone(&self.sql);
+            let id = record.id;
+            let update = self
+                .pool
+                .write(move |connection| {
+                    let transaction = connection
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(from_sqlite)?;
+                    let now = now_micros();
+                    let written = transaction
+                        .prepare_cached(&sql.update)
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                id.to_string(),
+                                columns.data,
+                                columns.expiry_date,
+                                columns.version,
+                                columns.user_id,
+                                expected,
+                                now,
+                            ])
+                        })
+                        .map_err(from_sqlite)?;
+                    let update = if written == 1 {
+                        Update::Written
+                    } else {
+                        match load_on(&transaction, &sql, id, now)? {
+                            Some(stored) => Update::Conflict(stored),
+                            None => Update::Gone,
+                        }
+                    };
+                    transaction.commit().map_err(from_sqlite)?;
+                    Ok(update)
+                })
+                .await?;
+            if update.is_written() {
+                record.version = next;
+            }
+            Ok(update)
+        }
+        .instrument(store_span(STORE, "update"))
+        .await
+    }
+
+    async fn touch(&self, session_id: &Id, expiry_date: OffsetDateTime) -> Result<bool> {
+        let sql = Arc::clone(&self.sql);
+        let id = session_id.to_string();
+        let expiry_date = codec::unix_micros(expiry_date);
+        self.pool
+            .write(move |connection| {
+                let matched = connection
+                    .prepare_cached(&sql.touch)
+                    .and_then(|mut statement| {
+                        statement.execute(params![id, expiry_date, now_micros()])
+                    })
+                    .map_err(from_sqlite)?;
+                Ok(matched > 0)
+            })
+            .instrument(store_span(STORE, "touch"))
+            .await
+    }
+
+    /// The `touch` statement once per id, in one `BEGIN IMMEDIATE`
+    /// transaction on the writer: one trip to the blocking pool and one
+    /// commit for the whole batch. Each touch is atomic; if one fails, the
+    /// batch rolls back and the error is returned.
+    async fn touch_many(&self, touches: &[(Id, OffsetDateTime)]) -> Result<Vec<bool>> {
+        if touches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = Arc::clone(&self.sql);
+        let touches: Vec<(String, i64)> = touches
+            .iter()
+            .map(|(id, expiry_date)| (id.to_string(), codec::unix_micros(*expiry_date)))
+            .collect();
+        self.pool
+            .write(move |connection| {
+                let transaction = connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(from_sqlite)?;
+                let touched = {
+                    let mut statement = transaction
+                        .prepare_cached(&sql.touch)
+                        .map_err(from_sqlite)?;
+                    let now = now_micros();
+                    touches
+                        .iter()
+                        .map(|(id, expiry_date)| {
+                            statement
+                                .execute(params![id, expiry_date, now])
+                                .map(|matched| matched > 0)
+                                .map_err(from_sqlite)
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                };
+                transaction.commit().map_err(from_sqlite)?;
+                Ok(touched)
+            })
+            .instrument(store_span(STORE, "touch_many"))
+            .await
+    }
+
+    /// One `SELECT .. WHERE user_id = ? AND expiry_date > now` on a reader,
+    /// through the partial index on `user_id`. A row of the user that cannot
+    /// be decoded makes the whole call an [`Error::Decode`].
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Record>> {
+        let sql = Arc::clone(&self.sql);
+        let user_id = user_id.to_owned();
+        self.pool
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(&sql.sessions_of_user)
+                    .map_err(from_sqlite)?;
+                let mut rows = statement
+                    .query(params![user_id, now_micros()])
+                    .map_err(from_sqlite)?;
+                let mut records = Vec::new();
+                while let Some(row) = rows.next().map_err(from_sqlite)? {
+                    records.push(decode_record(decode_id(row, 0)?, row, 1)?);
+                }
+                Ok(records)
+            })
+            .instrument(store_span(STORE, "sessions_of_user"))
+            .await
+    }
+
+    /// One `DELETE .. WHERE user_id = ? AND id IS NOT ?keep RETURNING
+    /// expiry_date > now`: expired rows of the user go too, and only the
+    /// active ones are counted.
+    async fn delete_sessions_of_user(&self, user_id: &str, keep: Option<&Id>) -> Result<u64> {
+        let sql = Arc::clone(&self.sql);
+        let user_id = user_id.to_owned();
+        let keep = keep.map(Id::to_string);
+        self.pool
+            .write(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(&sql.delete_sessions_of_user)
+                    .map_err(from_sqlite)?;
+                let mut rows = statement
+                    .query(params![user_id, keep, now_micros()])
+                    .map_err(from_sqlite)?;
+                let mut active = 0_u64;
+                while let Some(row) = rows.next().map_err(from_sqlite)? {
+                    let was_active: i64 = row.get(0).map_err(from_sqlite)?;
+                    active += u64::from(was_active != 0);
+                }
+                Ok(active)
+            })
+            .instrument(store_span(STORE, "delete_sessions_of_user"))
             .await
     }
 }
@@ -385,56 +618,33 @@ impl SessionStore for RusqliteStore {
 impl ExpiredDeletion for RusqliteStore {
     /// Deletes the records expired at the start of the sweep, at most
     /// [`with_delete_batch_size`](RusqliteStore::with_delete_batch_size) rows
-    /// per statement, each batch a transaction of its own.
-    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.sql.table, removed))]
+    /// per statement, each batch a transaction of its own. SQLite removes
+    /// their `user_id` index entries in the same statement.
     async fn delete_expired(&self) -> Result<u64> {
-        let now = now_micros()?;
-        let batch = self.delete_batch_size;
-        let mut removed = 0_u64;
-        loop {
-            let sql = Arc::clone(&self.sql);
-            let deleted = self
-                .pool
-                .write(move |connection| {
-                    connection
-                        .prepare_cached(&sql.delete_expired_batch)
-                        .and_then(|mut statement| statement.execute(params![now, batch]))
-                        .map_err(from_sqlite)
-                })
-                .await?;
-            removed += deleted as u64;
-            if deleted < batch as usize {
-                break;
+        async {
+            let now = now_micros();
+            let batch = self.delete_batch_size;
+            let mut removed = 0_u64;
+            loop {
+                let sql = Arc::clone(&self.sql);
+                let deleted = self
+                    .pool
+                    .write(move |connection| {
+                        connection
+                            .prepare_cached(&sql.delete_expired_batch)
+                            .and_then(|mut statement| statement.execute(params![now, batch]))
+                            .map_err(from_sqlite)
+                    })
+                    .await?;
+                removed += deleted as u64;
+                if deleted < batch as usize {
+                    break;
+                }
             }
+            tracing::debug!(removed, "swept expired sessions");
+            Ok(removed)
         }
-        tracing::Span::current().record("removed", removed);
-        Ok(removed)
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
-mod tests {
-    use session_core::time::UtcOffset;
-
-    use super::*;
-
-    #[test]
-    fn micros_round_trip_and_ignore_offsets() {
-        let nanos = 1_927_515_906_123_456_789_i128;
-        let instant = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .unwrap()
-            .to_offset(UtcOffset::from_hms(5, 30, 0).unwrap());
-        let micros = to_micros(instant).unwrap();
-        assert_eq!(micros, 1_927_515_906_123_456);
-        assert_eq!(
-            micros,
-            to_micros(instant.to_offset(UtcOffset::UTC)).unwrap()
-        );
-        let back = from_micros(micros).unwrap();
-        assert_eq!(back.unix_timestamp_nanos(), nanos - 789);
-        // Before the epoch, rounding is down, not toward zero.
-        let early = OffsetDateTime::from_unix_timestamp_nanos(-500).unwrap();
-        assert_eq!(to_micros(early).unwrap(), -1);
+        .instrument(store_span(STORE, "delete_expired"))
+        .await
     }
 }

@@ -67,3 +67,29 @@ async fn the_deletion_task_sweeps_the_store() {
     assert_eq!(report.failed_sweeps, 0);
     assert_eq!(store.load(&active.id).await.unwrap(), Some(active));
 }
+
+/// An expired row still stored (no sweep yet) does not hold its id: `create`
+/// takes it over in its one statement. An active row is never overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_takes_over_only_expired_ids() {
+    let temp = common::temp_store().await;
+    let store = &temp.store;
+    let stale = record_expiring_in(-Duration::hours(1), serde_json::json!({"v": "stale"}));
+    let id = stale.id;
+    store.save(&stale).await.unwrap();
+
+    let mut fresh = record_expiring_in(Duration::hours(1), serde_json::json!({"v": "fresh"}));
+    fresh.id = id;
+    store.create(&mut fresh).await.unwrap();
+    assert_eq!(fresh.id, id, "an expired record blocked its id");
+    assert_eq!(store.load(&id).await.unwrap(), Some(fresh.clone()));
+
+    let mut again = record_expiring_in(Duration::hours(1), serde_json::json!({"v": "again"}));
+    again.id = id;
+    store.create(&mut again).await.unwrap();
+    assert_ne!(again.id, id, "create overwrote an active record");
+    assert_eq!(store.load(&id).await.unwrap(), Some(fresh));
+    assert_eq!(store.load(&again.id).await.unwrap(), Some(again));
+    // The take-over left one row, not two.
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+}

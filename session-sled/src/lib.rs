@@ -6,8 +6,8 @@ mod error;
 mod layout;
 mod store;
 
-pub use error::LayoutError;
+pub use error::{InvalidTreeName, LayoutError};
 /// The sled version this crate is built on, for opening databases and trees
 /// to hand to [`SledStore`].
 pub use sled;
-pub use store::{SledStore, DEFAULT_TREE_NAME};
+pub use store::{SledStore, DEFAULT_TREE_NAME, EXPIRY_INDEX_SUFFIX, USER_INDEX_SUFFIX};

@@ -1,56 +1,17 @@
-//! The expiry index: a sweep reads only expired entries, and the index stays
-//! in step with the records under any mix of concurrent writes.
+//! The expiry index: a sweep reads only expired entries, and both indexes
+//! stay in step with the records under any mix of concurrent writes.
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they set up
 
-use std::{collections::HashMap, sync::Arc};
+mod common;
 
+use std::sync::Arc;
+
+use common::{assert_consistent, fixture, of_user, record};
 use session_core::{
     time::{Duration, OffsetDateTime},
     ExpiredDeletion, Id, Record, SessionStore,
 };
-use session_sled::{sled, SledStore};
-
-struct Fixture {
-    store: SledStore,
-    records: sled::Tree,
-    index: sled::Tree,
-}
-
-fn fixture() -> Fixture {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    Fixture {
-        store: SledStore::new(&db).unwrap(),
-        records: db.open_tree("sessions").unwrap(),
-        index: db.open_tree("sessions.expiry").unwrap(),
-    }
-}
-
-/// Every record has exactly one index entry, carrying its expiry header, and
-/// every index entry points at a record.
-fn assert_consistent(f: &Fixture) {
-    let mut expected: HashMap<Vec<u8>, ()> = HashMap::new();
-    for entry in f.records.iter() {
-        let (key, value) = entry.unwrap();
-        let mut index_key = value[..8].to_vec();
-        index_key.extend_from_slice(&key);
-        expected.insert(index_key, ());
-    }
-    let mut found = 0;
-    for key in f.index.iter().keys() {
-        let key = key.unwrap();
-        assert!(
-            expected.contains_key(key.as_ref()),
-            "index entry {key:?} points at no record with that expiry"
-        );
-        found += 1;
-    }
-    assert_eq!(found, expected.len(), "a record is missing from the index");
-}
-
-fn record(ttl: Duration) -> Record {
-    Record::new(OffsetDateTime::now_utc() + ttl)
-}
 
 #[tokio::test]
 async fn writes_keep_one_index_entry_per_record() {
@@ -63,10 +24,19 @@ async fn writes_keep_one_index_entry_per_record() {
         f.store.save(&session).await.unwrap();
         assert_consistent(&f);
     }
-    assert_eq!(f.index.len(), 1);
+    assert_eq!(f.expiry.len(), 1);
+    assert!(f
+        .store
+        .touch(&session.id, OffsetDateTime::now_utc() + Duration::hours(5))
+        .await
+        .unwrap());
+    assert_consistent(&f);
+    assert!(f.store.update(&mut session).await.unwrap().is_written());
+    assert_consistent(&f);
+    assert_eq!(f.expiry.len(), 1);
     f.store.delete(&session.id).await.unwrap();
     assert_consistent(&f);
-    assert!(f.index.is_empty());
+    assert!(f.expiry.is_empty());
 }
 
 #[tokio::test]
@@ -109,7 +79,7 @@ async fn sweep_removes_only_what_the_index_says_is_expired() {
 }
 
 #[test]
-fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
+fn concurrent_writes_and_sweeps_keep_the_indexes_consistent() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -117,9 +87,10 @@ fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
         .unwrap();
     runtime.block_on(async {
         let f = Arc::new(fixture());
-        // Few ids, many writers: every interleaving of save, delete, create
-        // and sweep on one id gets a chance.
+        // Few ids and users, many writers: every interleaving of the writes,
+        // user deletions and sweeps on one id gets a chance.
         let ids: Arc<Vec<Id>> = Arc::new((0..8).map(|_| Id::default()).collect());
+        let users = ["al", "alice", ""];
         let mut tasks = tokio::task::JoinSet::new();
         for task in 0..16u64 {
             let f = Arc::clone(&f);
@@ -132,7 +103,14 @@ fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
                         .wrapping_add(1);
                     let id = ids[(state >> 33) as usize % ids.len()];
                     let ttl = Duration::seconds((state >> 40) as i64 % 7 - 3);
-                    let mut session = record(ttl);
+                    let user = match (state >> 50) % 4 {
+                        3 => None,
+                        n => Some(users[n as usize]),
+                    };
+                    let mut session = match user {
+                        Some(user) => of_user(user, ttl),
+                        None => record(ttl),
+                    };
                     session.id = id;
                     match (state >> 20) % 10 {
                         0 => f.store.delete(&id).await.unwrap(),
@@ -140,6 +118,23 @@ fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
                             f.store.delete_expired().await.unwrap();
                         }
                         2 => f.store.create(&mut session).await.unwrap(),
+                        3 => {
+                            if let Some(mut stored) = f.store.load(&id).await.unwrap() {
+                                stored.user_id = session.user_id;
+                                stored.expiry_date = session.expiry_date;
+                                let _ = f.store.update(&mut stored).await.unwrap();
+                            }
+                        }
+                        4 => {
+                            f.store.touch(&id, session.expiry_date).await.unwrap();
+                        }
+                        5 => {
+                            let keep = ids[(state >> 12) as usize % ids.len()];
+                            f.store
+                                .delete_sessions_of_user(user.unwrap_or("al"), Some(&keep))
+                                .await
+                                .unwrap();
+                        }
                         _ => f.store.save(&session).await.unwrap(),
                     }
                 }
@@ -149,13 +144,56 @@ fn concurrent_writes_and_sweeps_keep_the_index_consistent() {
             done.unwrap();
         }
         assert_consistent(&f);
+        // The sweep's own clock reads no earlier than this: what it leaves
+        // was active at this instant at least.
+        let swept_at = OffsetDateTime::now_utc();
         f.store.delete_expired().await.unwrap();
         assert_consistent(&f);
-        let now = OffsetDateTime::now_utc();
         for entry in f.records.iter() {
             let (_, value) = entry.unwrap();
-            let record: Record = session_core::codec::decode_record(&value[8..]).unwrap();
-            assert!(record.is_active_at(now), "the sweep left an expired record");
+            let record: Record = common::stored_record(&value);
+            assert!(
+                record.is_active_at(swept_at),
+                "the sweep left an expired record"
+            );
+        }
+        // What the index lists is what the records say. Records may expire
+        // while this runs: what is active after the listing must be listed,
+        // and what is listed must have been active before it.
+        let active_of = |user: &str, at: OffsetDateTime| -> Vec<Id> {
+            let mut ids: Vec<Id> = f
+                .records
+                .iter()
+                .values()
+                .map(|value| common::stored_record(&value.unwrap()))
+                .filter(|r| r.is_active_at(at) && r.user_id.as_deref() == Some(user))
+                .map(|r| r.id)
+                .collect();
+            ids.sort_by_key(|id| id.0);
+            ids
+        };
+        for user in users {
+            let before = OffsetDateTime::now_utc();
+            let mut listed: Vec<Id> = f
+                .store
+                .sessions_of_user(user)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            let after = OffsetDateTime::now_utc();
+            listed.sort_by_key(|id| id.0);
+            let surely = active_of(user, after);
+            let maybe = active_of(user, before);
+            assert!(
+                surely.iter().all(|id| listed.contains(id)),
+                "sessions of {user:?}: {listed:?} misses some of {surely:?}"
+            );
+            assert!(
+                listed.iter().all(|id| maybe.contains(id)),
+                "sessions of {user:?}: {listed:?} lists more than {maybe:?}"
+            );
         }
     });
 }

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // tests may panic on what they set up
 
+mod common;
+
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -52,7 +54,7 @@ async fn sessions_survive_close_and_reopen() {
         store.save(&expired).await.unwrap();
         // No explicit flush: closing the database writes it out.
     }
-    let store = SledStore::open(&dir.0).unwrap();
+    let store = common::reopen(&dir.0).await;
     assert_eq!(store.load(&created.id).await.unwrap(), Some(created));
     assert_eq!(store.load(&saved.id).await.unwrap(), Some(saved));
     assert_eq!(store.load(&deleted.id).await.unwrap(), None);
@@ -72,7 +74,7 @@ async fn flushed_sessions_are_on_disk_while_open() {
     assert!(flushed > 0, "a flush after a write writes something");
     store.flush().unwrap();
     drop(store);
-    let store = SledStore::open(&dir.0).unwrap();
+    let store = common::reopen(&dir.0).await;
     assert_eq!(store.load(&session.id).await.unwrap(), Some(session));
 }
 

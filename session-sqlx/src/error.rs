@@ -1,53 +1,43 @@
 //! Errors of the sqlx stores, and the mapping of sqlx's errors to
 //! [`session_core::Error`].
 
-/// Why a schema or table name was refused by a store's `with_*_name`.
+use crate::MAX_USER_ID_LEN;
+
+/// Why a record's [`user_id`](session_core::Record::user_id) cannot be
+/// stored. It reaches the caller inside [`session_core::Error::Encode`],
+/// from which it can be downcast; nothing was written.
 ///
-/// Names are spliced into SQL, so only plain identifiers are accepted: ASCII
-/// letters, digits and `_`, not starting with a digit, at most
-/// [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
+/// A user id is kept as it is, never cut: one the column cannot hold whole
+/// is refused, on every dialect alike, so that a session can move between
+/// the three databases.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidName {
-    /// The name is empty.
-    #[error("a schema or table name must not be empty")]
-    Empty,
-    /// The name is longer than the databases accept.
-    #[error("the name `{name}` is {len} bytes long; at most {max} are allowed")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUserId {
+    /// The user id is longer than [`MAX_USER_ID_LEN`] bytes (of UTF-8).
+    #[error("a user id of {len} bytes is longer than the {max} bytes the session table holds")]
     TooLong {
-        /// The refused name.
-        name: String,
         /// Its length in bytes.
         len: usize,
-        /// The longest name accepted.
+        /// The longest user id stored, in bytes.
         max: usize,
     },
-    /// The name holds something other than ASCII letters, digits and `_`, or
-    /// starts with a digit.
-    #[error(
-        "the name `{name}` may hold only ASCII letters, digits and `_`, and must not start with a digit"
-    )]
-    Character {
-        /// The refused name.
-        name: String,
-    },
+    /// The user id holds a NUL character, which PostgreSQL's `TEXT` cannot.
+    #[error("a user id must not contain a NUL character")]
+    Nul,
 }
 
-/// A failure of a sqlx store that is not sqlx's own.
-///
-/// It reaches the caller inside [`session_core::Error::Backend`], from which
-/// it can be downcast.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// `create` met a taken id on every attempt. Ids are 128 random bits, so
-    /// this means the table misbehaves (a trigger or rule swallowing inserts),
-    /// not bad luck.
-    #[error("no free session id found after {attempts} attempts")]
-    NoFreeId {
-        /// How many ids were tried.
-        attempts: u32,
-    },
+/// Whether `user_id` can be stored, and why not.
+pub(crate) fn check_user_id(user_id: &str) -> Result<(), InvalidUserId> {
+    if user_id.len() > MAX_USER_ID_LEN {
+        return Err(InvalidUserId::TooLong {
+            len: user_id.len(),
+            max: MAX_USER_ID_LEN,
+        });
+    }
+    if user_id.contains('\0') {
+        return Err(InvalidUserId::Nul);
+    }
+    Ok(())
 }
 
 /// Maps a sqlx error to the store error kind it stands for, keeping it as the
@@ -64,11 +54,36 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> session_core::Error {
     }
 }
 
+/// Whether the database rolled the statement back to break a deadlock (or a
+/// serialization failure), which leaves nothing written and asks for the
+/// statement to run again: SQLSTATE `40001` (MySQL and MariaDB error 1213,
+/// PostgreSQL's `serialization_failure`) or `40P01` (PostgreSQL's
+/// `deadlock_detected`). By code, never by message.
+pub(crate) fn is_deadlock_victim(error: &session_core::Error) -> bool {
+    let session_core::Error::Backend(source) = error else {
+        return false;
+    };
+    let Some(sqlx::Error::Database(db)) = source.downcast_ref::<sqlx::Error>() else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+}
+
 /// Whether the database refused a row because its key is taken, by the
 /// driver's classification of the error code (never by the message).
 #[cfg(feature = "mysql")]
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The MySQL/MariaDB error number of a database error, if it is one.
+#[cfg(feature = "mysql")]
+pub(crate) fn mysql_error_number(error: &sqlx::Error) -> Option<u16> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(sqlx::mysql::MySqlDatabaseError::number)
 }
 
 #[cfg(test)]
@@ -90,5 +105,20 @@ mod tests {
             source.downcast_ref::<sqlx::Error>(),
             Some(sqlx::Error::PoolTimedOut)
         ));
+    }
+
+    #[test]
+    fn user_ids_are_checked_whole() {
+        assert_eq!(check_user_id(""), Ok(()));
+        assert_eq!(check_user_id(&"u".repeat(MAX_USER_ID_LEN)), Ok(()));
+        // Bytes, not characters: 128 two-byte characters are 256 bytes.
+        assert_eq!(
+            check_user_id(&"é".repeat(128)),
+            Err(InvalidUserId::TooLong {
+                len: 256,
+                max: MAX_USER_ID_LEN
+            })
+        );
+        assert_eq!(check_user_id("a\0b"), Err(InvalidUserId::Nul));
     }
 }

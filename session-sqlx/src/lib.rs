@@ -6,7 +6,7 @@
 // types, which nothing uses.
 #![cfg_attr(
     not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
-    allow(dead_code)
+    allow(dead_code, unused_imports, unused_macros)
 )]
 
 mod error;
@@ -17,48 +17,22 @@ mod postgres;
 mod schema;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod store;
 
-pub use error::{InvalidName, StoreError};
+pub use error::InvalidUserId;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MySqlStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PostgresStore;
-pub use schema::MAX_NAME_LEN;
+pub use schema::{MAX_NAME_LEN, MAX_USER_ID_LEN};
+/// Why a schema or table name was refused by a store's `with_*_name`: the
+/// workspace's one rule for names spliced into queries, at most
+/// [`MAX_NAME_LEN`] bytes here.
+pub use session_core::support::InvalidName;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 /// The sqlx version the stores are built on, for opening their pools.
 pub use sqlx;
-
-/// How many ids `create` tries before giving up with
-/// [`StoreError::NoFreeId`]. Ids are 128 random bits: a second attempt
-/// already means someone reused an id on purpose.
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
-const MAX_CREATE_ATTEMPTS: u32 = 16;
-
-/// What every dialect's `create` does around its one insert-if-absent
-/// statement: `insert` gets the record's id as text and says whether it
-/// stored the row; when the id is taken, the record gets a fresh id and
-/// another try, up to [`MAX_CREATE_ATTEMPTS`].
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
-async fn create_with_fresh_ids<F, Fut>(
-    record: &mut session_core::Record,
-    mut insert: F,
-) -> session_core::Result<()>
-where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = session_core::Result<bool>>,
-{
-    for _ in 0..MAX_CREATE_ATTEMPTS {
-        if insert(record.id.to_string()).await? {
-            return Ok(());
-        }
-        tracing::debug!("session id taken on create; drawing a new one");
-        record.id = session_core::Id::default();
-    }
-    Err(session_core::Error::backend(StoreError::NoFreeId {
-        attempts: MAX_CREATE_ATTEMPTS,
-    }))
-}

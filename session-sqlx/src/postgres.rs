@@ -2,24 +2,30 @@
 
 use std::sync::Arc;
 
-use session_core::{
-    async_trait, codec, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore,
-};
+use session_core::{time::OffsetDateTime, Id, Record, Result};
 use sqlx::PgPool;
 
 use crate::{
-    create_with_fresh_ids,
     error::from_sqlx,
-    schema::{Name, DEFAULT_DELETE_BATCH_SIZE},
+    schema::{pg_expiry_index_name, pg_user_index_name, Name, DEFAULT_DELETE_BATCH_SIZE},
+    store::{id_from_column, record_from_row, sql_session_store, traced, Dialect, Row},
     InvalidName,
 };
 
 /// A session store on a PostgreSQL table, through a [`sqlx::PgPool`].
 ///
-/// The table has three columns: `id TEXT PRIMARY KEY` (the id's 22-character
-/// text form), `data BYTEA` (the session data in the workspace's shared
-/// encoding, [`session_core::codec`]) and `expiry_date TIMESTAMPTZ`, indexed.
-/// [`migrate`](Self::migrate) creates them.
+/// The table's columns: `id TEXT PRIMARY KEY` (the id's 22-character text
+/// form), `data BYTEA` (the session data in the workspace's shared encoding,
+/// [`session_core::codec`]), `expiry_date TIMESTAMPTZ` (indexed),
+/// `version BIGINT` and `user_id TEXT`, nullable, with a partial index on the
+/// rows that have one. [`migrate`](Self::migrate) creates them, or adds the
+/// last two to a table of an earlier release.
+///
+/// Every operation is one statement, so each is atomic on its own: `update`
+/// is an `UPDATE .. WHERE id = $ AND version = $ AND expiry_date > now`
+/// (a read follows only when it wrote nothing, to tell `Conflict` from
+/// `Gone`), `touch` an `UPDATE .. SET expiry_date = GREATEST(expiry_date, $)`
+/// and `delete_sessions_of_user` one `DELETE` of the user's active rows.
 ///
 /// Cloning is cheap: clones share the pool.
 ///
@@ -47,11 +53,18 @@ pub struct PostgresStore {
 #[derive(Debug)]
 struct Sql {
     table: String,
-    index: String,
+    expiry_index: String,
+    user_index: String,
     create: String,
     save: String,
     load: String,
     delete: String,
+    update: String,
+    touch: String,
+    touch_many: String,
+    of_user: String,
+    delete_of_user: String,
+    delete_of_user_but: String,
     delete_expired: String,
 }
 
@@ -61,30 +74,65 @@ impl Sql {
             Some(schema) => format!("{}.{}", schema.double_quoted(), table_name.double_quoted()),
             None => table_name.double_quoted(),
         };
-        // An index lives in its table's schema, so it is named without one.
-        let index = format!("\"{}_expiry_date_idx\"", table_name.as_str());
         let upsert = format!(
-            "INSERT INTO {table} AS s (id, data, expiry_date) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, expiry_date = EXCLUDED.expiry_date"
+            "INSERT INTO {table} AS s (id, data, expiry_date, version, user_id) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, \
+             expiry_date = EXCLUDED.expiry_date, version = EXCLUDED.version, \
+             user_id = EXCLUDED.user_id"
         );
+        let delete_of_user = format!("DELETE FROM {table} WHERE user_id = $1 AND expiry_date > $2");
         Self {
             // Insert-if-absent in one statement; a row whose time is up is as
             // good as absent, so it is taken over rather than kept as a
             // tombstone that blocks its id until the next sweep.
-            create: format!("{upsert} WHERE s.expiry_date <= $4"),
+            create: format!("{upsert} WHERE s.expiry_date <= $6"),
             save: upsert,
             load: format!(
-                "SELECT data, expiry_date FROM {table} WHERE id = $1 AND expiry_date > $2"
+                "SELECT data, expiry_date, version, user_id FROM {table} \
+                 WHERE id = $1 AND expiry_date > $2"
             ),
             delete: format!("DELETE FROM {table} WHERE id = $1"),
+            // The compare-and-swap: under READ COMMITTED, a writer that
+            // waited on the row's lock re-checks the condition on the row
+            // as the winner left it, so of two updates over one version
+            // exactly one matches.
+            update: format!(
+                "UPDATE {table} SET data = $1, expiry_date = $2, version = $3, user_id = $4 \
+                 WHERE id = $5 AND version = $6 AND expiry_date > $7"
+            ),
+            touch: format!(
+                "UPDATE {table} SET expiry_date = GREATEST(expiry_date, $2) \
+                 WHERE id = $1 AND expiry_date > $3"
+            ),
+            // Many touches in one statement: the latest date per id (an id
+            // may come twice), joined to the active rows.
+            touch_many: format!(
+                "UPDATE {table} AS s SET expiry_date = GREATEST(s.expiry_date, t.expiry_date) \
+                 FROM (SELECT id, max(expiry_date) AS expiry_date \
+                       FROM unnest($1::text[], $2::timestamptz[]) AS u(id, expiry_date) \
+                       GROUP BY id) AS t \
+                 WHERE s.id = t.id AND s.expiry_date > $3 \
+                 RETURNING s.id"
+            ),
+            // `user_id = $1` implies `user_id IS NOT NULL`, so the partial
+            // index serves it.
+            of_user: format!(
+                "SELECT id, data, expiry_date, version, user_id FROM {table} \
+                 WHERE user_id = $1 AND expiry_date > $2"
+            ),
+            delete_of_user_but: format!("{delete_of_user} AND id <> $3"),
+            delete_of_user,
             // Rows another sweep is deleting right now are skipped, so two
             // sweepers never wait on each other or count a row twice.
             delete_expired: format!(
                 "DELETE FROM {table} WHERE id IN \
                  (SELECT id FROM {table} WHERE expiry_date <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
+            // An index lives in its table's schema, so it is named without one.
+            expiry_index: format!("\"{}\"", pg_expiry_index_name(table_name)),
+            user_index: format!("\"{}\"", pg_user_index_name(table_name)),
             table,
-            index,
         }
     }
 }
@@ -125,9 +173,9 @@ impl PostgresStore {
     }
 
     /// How many expired rows one `DELETE` of
-    /// [`delete_expired`](ExpiredDeletion::delete_expired) removes at most
-    /// (default 5000; 0 counts as 1). A sweep repeats its `DELETE` until a
-    /// batch comes back short.
+    /// [`delete_expired`](session_core::ExpiredDeletion::delete_expired)
+    /// removes at most (default 5000; 0 counts as 1). A sweep repeats its
+    /// `DELETE` until a batch comes back short.
     pub fn with_delete_batch_size(mut self, rows: u32) -> Self {
         self.delete_batch_size = rows.max(1);
         self
@@ -148,15 +196,28 @@ impl PostgresStore {
         self.table_name.as_str()
     }
 
-    /// Creates the schema (if one was set and it is missing), the table and
-    /// its expiry index, each only if missing.
+    /// Brings the table to this release's layout, creating or adding only
+    /// what is missing: the schema (if one was set), the table, its
+    /// `version` and `user_id` columns (on a table of an earlier release:
+    /// existing sessions read back at version 0 and of no user), the expiry
+    /// index and the partial user index.
     ///
     /// Several processes may migrate at once: they take turns on a
     /// transaction-scoped advisory lock keyed by the schema's name, because
     /// concurrent `CREATE ... IF NOT EXISTS` of one object can fail in
-    /// PostgreSQL.
-    #[tracing::instrument(level = "debug", name = "session_sqlx.migrate", skip_all, fields(table = %self.sql.table))]
+    /// PostgreSQL. Objects are looked up in the catalog before they are
+    /// created, so a migration with nothing to do takes no lock on the
+    /// table and never waits for the sessions in use.
+    ///
+    /// Adding the columns is instant (PostgreSQL 11 and later). Building the
+    /// user index on a large table blocks writes to it while it runs; to
+    /// avoid that, create it first with `CREATE INDEX CONCURRENTLY` under
+    /// the same name (`<table>_user_id_idx`), and `migrate` leaves it be.
     pub async fn migrate(&self) -> Result<()> {
+        traced::<Self, _>("migrate", self.migrate_in_span()).await
+    }
+
+    async fn migrate_in_span(&self) -> Result<()> {
         // One simple-protocol query: PostgreSQL runs its statements as one
         // transaction, so the advisory lock is held until all are done.
         // Names are validated identifiers, safe inside quotes and literals.
@@ -180,15 +241,54 @@ impl PostgresStore {
                 quoted = schema.double_quoted(),
             ));
         }
+        // `ALTER TABLE` and `CREATE INDEX` lock the table before they find
+        // there is nothing to do, hence the catalog look-ups. The index
+        // look-ups are by name among this table's indexes (the name of the
+        // earlier release's expiry index included).
+        let column_missing = |column: &str| {
+            format!(
+                "NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{table}'::regclass \
+                 AND attname = '{column}' AND NOT attisdropped)",
+                table = self.sql.table,
+            )
+        };
+        let index_missing = |quoted: &str| {
+            format!(
+                "NOT EXISTS (SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid \
+                 WHERE indrelid = '{table}'::regclass AND relname = '{name}')",
+                table = self.sql.table,
+                name = quoted.trim_matches('"'),
+            )
+        };
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
                  id TEXT PRIMARY KEY NOT NULL, \
                  data BYTEA NOT NULL, \
-                 expiry_date TIMESTAMPTZ NOT NULL\
+                 expiry_date TIMESTAMPTZ NOT NULL, \
+                 version BIGINT NOT NULL DEFAULT 0, \
+                 user_id TEXT\
              ); \
-             CREATE INDEX IF NOT EXISTS {index} ON {table} (expiry_date);",
+             DO $$ BEGIN \
+                 IF {version_missing} THEN \
+                     ALTER TABLE {table} ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0; \
+                 END IF; \
+                 IF {user_missing} THEN \
+                     ALTER TABLE {table} ADD COLUMN IF NOT EXISTS user_id TEXT; \
+                 END IF; \
+                 IF {expiry_index_missing} THEN \
+                     CREATE INDEX {expiry_index} ON {table} (expiry_date); \
+                 END IF; \
+                 IF {user_index_missing} THEN \
+                     CREATE INDEX {user_index} ON {table} (user_id) WHERE user_id IS NOT NULL; \
+                 END IF; \
+             END $$;",
             table = self.sql.table,
-            index = self.sql.index,
+            expiry_index = self.sql.expiry_index,
+            user_index = self.sql.user_index,
+            version_missing = column_missing("version"),
+            user_missing = column_missing("user_id"),
+            expiry_index_missing = index_missing(&self.sql.expiry_index),
+            user_index_missing = index_missing(&self.sql.user_index),
         ));
         sqlx::raw_sql(&sql)
             .execute(&self.pool)
@@ -198,92 +298,170 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for PostgresStore {
-    #[tracing::instrument(level = "debug", name = "session_sqlx.create", skip_all, fields(table = %self.sql.table))]
-    async fn create(&self, record: &mut Record) -> Result<()> {
-        let data = codec::encode_data(&record.data)?;
-        let expiry_date = record.expiry_date;
-        create_with_fresh_ids(record, |id| async {
-            let inserted = sqlx::query(&self.sql.create)
-                .bind(id)
-                .bind(data.as_slice())
-                .bind(expiry_date)
-                .bind(OffsetDateTime::now_utc())
-                .execute(&self.pool)
-                .await
-                .map_err(from_sqlx)?
-                .rows_affected();
-            Ok(inserted == 1)
-        })
-        .await
+/// A row's `data, expiry_date, version, user_id`, as sqlx reads them.
+type Columns = (Vec<u8>, OffsetDateTime, i64, Option<String>);
+/// The same, after the row's `id`.
+type IdAndColumns = (String, Vec<u8>, OffsetDateTime, i64, Option<String>);
+
+impl Dialect for PostgresStore {
+    const KIND: &'static str = "postgres";
+
+    fn delete_batch_size(&self) -> u32 {
+        self.delete_batch_size
     }
 
-    #[tracing::instrument(level = "debug", name = "session_sqlx.save", skip_all, fields(table = %self.sql.table))]
-    async fn save(&self, record: &Record) -> Result<()> {
-        let data = codec::encode_data(&record.data)?;
+    async fn insert_if_absent(&self, row: &Row, now: OffsetDateTime) -> Result<bool> {
+        let inserted = sqlx::query(&self.sql.create)
+            .bind(&row.id)
+            .bind(&row.data)
+            .bind(row.expiry_date)
+            .bind(row.version)
+            .bind(row.user_id.as_deref())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn upsert(&self, row: &Row) -> Result<()> {
         sqlx::query(&self.sql.save)
-            .bind(record.id.to_string())
-            .bind(data)
-            .bind(record.expiry_date)
+            .bind(&row.id)
+            .bind(&row.data)
+            .bind(row.expiry_date)
+            .bind(row.version)
+            .bind(row.user_id.as_deref())
             .execute(&self.pool)
             .await
             .map_err(from_sqlx)?;
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", name = "session_sqlx.load", skip_all, fields(table = %self.sql.table))]
-    async fn load(&self, session_id: &Id) -> Result<Option<Record>> {
-        let row: Option<(Vec<u8>, OffsetDateTime)> = sqlx::query_as(&self.sql.load)
-            .bind(session_id.to_string())
-            .bind(OffsetDateTime::now_utc())
+    async fn select_active(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Record>> {
+        let row: Option<Columns> = sqlx::query_as(&self.sql.load)
+            .bind(id.to_string())
+            .bind(now)
             .fetch_optional(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        row.map(|(data, expiry_date)| {
-            Ok(Record {
-                id: *session_id,
-                data: codec::decode_data(&data)?,
-                expiry_date,
-            })
+        row.map(|(data, expiry_date, version, user_id)| {
+            record_from_row(*id, &data, expiry_date, version, user_id)
         })
         .transpose()
     }
 
-    #[tracing::instrument(level = "debug", name = "session_sqlx.delete", skip_all, fields(table = %self.sql.table))]
-    async fn delete(&self, session_id: &Id) -> Result<()> {
+    async fn delete_by_id(&self, id: &Id) -> Result<()> {
         sqlx::query(&self.sql.delete)
-            .bind(session_id.to_string())
+            .bind(id.to_string())
             .execute(&self.pool)
             .await
             .map_err(from_sqlx)?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl ExpiredDeletion for PostgresStore {
-    #[tracing::instrument(level = "debug", name = "session_sqlx.delete_expired", skip_all, fields(table = %self.sql.table))]
-    async fn delete_expired(&self) -> Result<u64> {
-        // One instant for the whole sweep: it removes what had expired when
-        // it started, however many batches that takes.
-        let now = OffsetDateTime::now_utc();
-        let batch = u64::from(self.delete_batch_size);
-        let mut removed = 0;
-        loop {
-            let deleted = sqlx::query(&self.sql.delete_expired)
-                .bind(now)
-                .bind(i64::from(self.delete_batch_size))
-                .execute(&self.pool)
-                .await
-                .map_err(from_sqlx)?
-                .rows_affected();
-            removed += deleted;
-            if deleted < batch {
-                break;
-            }
+    async fn swap_version(&self, row: &Row, expected: i64, now: OffsetDateTime) -> Result<bool> {
+        let written = sqlx::query(&self.sql.update)
+            .bind(&row.data)
+            .bind(row.expiry_date)
+            .bind(row.version)
+            .bind(row.user_id.as_deref())
+            .bind(&row.id)
+            .bind(expected)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        Ok(written == 1)
+    }
+
+    async fn extend_expiry(
+        &self,
+        id: &Id,
+        expiry_date: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let matched = sqlx::query(&self.sql.touch)
+            .bind(id.to_string())
+            .bind(expiry_date)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        Ok(matched == 1)
+    }
+
+    async fn extend_expiries(
+        &self,
+        touches: &[(Id, OffsetDateTime)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>> {
+        if touches.is_empty() {
+            return Ok(Vec::new());
         }
-        tracing::debug!(removed, "swept expired sessions");
-        Ok(removed)
+        let ids: Vec<String> = touches.iter().map(|(id, _)| id.to_string()).collect();
+        let dates: Vec<OffsetDateTime> = touches.iter().map(|(_, date)| *date).collect();
+        let touched: Vec<(String,)> = sqlx::query_as(&self.sql.touch_many)
+            .bind(&ids)
+            .bind(&dates)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let touched: std::collections::HashSet<String> =
+            touched.into_iter().map(|(id,)| id).collect();
+        Ok(ids.iter().map(|id| touched.contains(id)).collect())
+    }
+
+    async fn select_of_user(&self, user_id: &str, now: OffsetDateTime) -> Result<Vec<Record>> {
+        let rows: Vec<IdAndColumns> = sqlx::query_as(&self.sql.of_user)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.into_iter()
+            .map(|(id, data, expiry_date, version, user_id)| {
+                record_from_row(id_from_column(&id)?, &data, expiry_date, version, user_id)
+            })
+            .collect()
+    }
+
+    async fn delete_of_user(
+        &self,
+        user_id: &str,
+        keep: Option<&Id>,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        let query = match keep {
+            Some(keep) => sqlx::query(&self.sql.delete_of_user_but)
+                .bind(user_id)
+                .bind(now)
+                .bind(keep.to_string()),
+            None => sqlx::query(&self.sql.delete_of_user)
+                .bind(user_id)
+                .bind(now),
+        };
+        let deleted = query
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn delete_expired_batch(&self, now: OffsetDateTime, limit: u32) -> Result<u64> {
+        let deleted = sqlx::query(&self.sql.delete_expired)
+            .bind(now)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .rows_affected();
+        Ok(deleted)
     }
 }
+
+sql_session_store!(PostgresStore);

@@ -1,6 +1,7 @@
 //! Tables: name validation and quoting, migrations that are idempotent and
-//! safe to run from several processes at once, the expiry index, and the id
-//! column's byte-exact comparison.
+//! safe to run from several processes at once, the expiry and user indexes,
+//! and the id column's byte-exact comparison. (Migrating a table of the
+//! previous release: `tests/migration.rs`.)
 
 #![cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 
@@ -163,6 +164,12 @@ mod postgres {
             indexes.iter().any(|def| def.ends_with("(expiry_date)")),
             "no index on expiry_date: {indexes:?}"
         );
+        assert!(
+            indexes
+                .iter()
+                .any(|def| def.ends_with("(user_id) WHERE (user_id IS NOT NULL)")),
+            "no partial index on user_id: {indexes:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,16 +267,19 @@ mod mysql {
         store.create(&mut record).await.expect("create");
         store.migrate().await.expect("second migrate");
         assert!(store.load(&record.id).await.expect("load").is_some());
-        let indexed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.statistics \
-             WHERE table_schema = ? AND table_name = ? AND column_name = 'expiry_date'",
-        )
-        .bind(store.schema_name())
-        .bind(store.table_name())
-        .fetch_one(store.pool())
-        .await
-        .expect("catalog");
-        assert_eq!(indexed, 1, "no index on expiry_date");
+        for column in ["expiry_date", "user_id"] {
+            let indexed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.statistics \
+                 WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+            )
+            .bind(store.schema_name())
+            .bind(store.table_name())
+            .bind(column)
+            .fetch_one(store.pool())
+            .await
+            .expect("catalog");
+            assert_eq!(indexed, 1, "no index on {column}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,15 +353,18 @@ mod sqlite {
         store.create(&mut record).await.expect("create");
         store.migrate().await.expect("second migrate");
         assert!(store.load(&record.id).await.expect("load").is_some());
-        let indexed: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pragma_index_list(?1) AS l \
-             JOIN pragma_index_info(l.name) AS i WHERE i.name = 'expiry_date'",
-        )
-        .bind(store.table_name())
-        .fetch_one(store.pool())
-        .await
-        .expect("catalog");
-        assert_eq!(indexed, 1, "no index on expiry_date");
+        for column in ["expiry_date", "user_id"] {
+            let indexed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pragma_index_list(?1) AS l \
+                 JOIN pragma_index_info(l.name) AS i WHERE i.name = ?2",
+            )
+            .bind(store.table_name())
+            .bind(column)
+            .fetch_one(store.pool())
+            .await
+            .expect("catalog");
+            assert_eq!(indexed, 1, "no index on {column}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

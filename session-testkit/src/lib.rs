@@ -4,13 +4,17 @@
 
 mod faulty;
 mod macros;
+mod redis_server;
 pub mod suite;
+mod traces;
 
-pub use faulty::{Faults, FaultyStore, InjectedFault, Operation};
+pub use faulty::{Faults, FaultyStore, Hold, InjectedFault, Operation, When};
+pub use redis_server::RedisServer;
 pub use suite::Sweep;
 
 #[doc(hidden)]
 pub mod __private {
+
     use std::{future::Future, time::Duration};
 
     /// How long one conformance check may run before it fails as hung.

@@ -44,6 +44,21 @@ macro_rules! conformance_suite {
             delete_leaves_other_sessions,
             payloads_from_empty_to_one_mib,
             concurrent_saves_leave_one_whole_version,
+            version_and_user_round_trip,
+            update_writes_and_bumps_the_version,
+            update_with_a_stale_version_conflicts,
+            update_never_creates,
+            concurrent_updates_of_one_version_write_once,
+            concurrent_update_and_delete_never_resurrect,
+            versions_stop_at_the_maximum,
+            touch_moves_expiry_forward_only,
+            touch_of_missing_or_expired_is_false,
+            touch_many_answers_in_order,
+            sessions_of_user_lists_exactly_theirs,
+            user_index_follows_changes,
+            delete_sessions_of_user_keeps_one,
+            concurrent_user_changes_leave_the_index_exact,
+            no_session_id_in_traces,
         );
     };
     ($factory:expr, sweep = exact $(,)?) => {
@@ -63,6 +78,7 @@ macro_rules! __conformance_checks {
         $crate::__conformance_checks!(@sweep $factory, $mode;
             delete_expired_removes_exactly_the_expired,
             delete_expired_of_nothing_is_zero,
+            delete_expired_cleans_the_user_index,
         );
     };
     (@sweep $factory:expr, $mode:expr; $($check:ident),+ $(,)?) => {$(

@@ -9,28 +9,33 @@
 //! |---|---|---|
 //! | `SESSION_BACKEND` | `memory`, `cookie`, or the name of any store your application wires up (`redis`, `postgres`, ...) | `memory` |
 //! | `SESSION_EXPIRY` | `inactivity` (sliding), `session-end` (browser-session cookie) | `inactivity` when `SESSION_TTL` is set, else the layer's default (`session-end`) |
-//! | `SESSION_TTL` | a duration: seconds (`3600`) or a number with `s`, `m`, `h`, `d` (`30m`, `12h`, `14d`) | 2 weeks for `session-end` |
-//! | `SESSION_COOKIE_NAME` | a cookie name (RFC 6265 token) | `id` |
+//! | `SESSION_TTL` | a positive duration: seconds (`3600`) or a number with `s`, `m`, `h`, `d` (`30m`, `12h`, `14d`), ending before year 9999 | 2 weeks for `session-end` |
+//! | `SESSION_COOKIE_NAME` | a cookie name (RFC 6265 token); `__Host-id` for a host-only cookie (needs `Secure`, path `/`, no domain) | `id` |
 //! | `SESSION_COOKIE_PATH` | a path starting with `/` | `/` |
 //! | `SESSION_COOKIE_DOMAIN` | a domain | none (this host only) |
 //! | `SESSION_COOKIE_SECURE` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) | `true` |
 //! | `SESSION_COOKIE_HTTP_ONLY` | `true`/`false` | `true` |
 //! | `SESSION_COOKIE_SAME_SITE` | `strict`, `lax`, `none` | `strict` |
 //! | `SESSION_SIGNING_KEYS` | comma-separated keys, newest first, each hex or base64 of at least 64 bytes: sign the cookie | none |
+//! | `SESSION_LEGACY_SIGNATURES` | `true` to also accept cookies signed by earlier builds (over the value alone) for one session lifetime after upgrading | `false` |
 //! | `SESSION_ENCRYPTION_KEYS` | the same, to encrypt the cookie (required by the `cookie` backend) | none |
 //! | `SESSION_ALWAYS_SAVE` | `true`/`false` | `false` |
 //! | `SESSION_ALLOW_INSECURE` | `true` to allow `SESSION_COOKIE_SECURE=false`, for local development over plain HTTP | `false` |
 //!
 //! An invalid value is a [`ConfigError`] naming the variable and what it
-//! expected; key material is never echoed.
+//! expected. Key material is never echoed, nor any other value that could be
+//! a secret: a value is shown only when it is at most 24 bytes of letters,
+//! digits, spaces and `_.,/-`, otherwise as `<redacted, N bytes>` (a
+//! mistyped `SESSION_BACKEND=redis://:password@host` must not put the
+//! password in the logs).
 
 use std::fmt;
 
-use cookie::SameSite;
+use ::cookie::SameSite;
 use time::Duration;
 
 use crate::{
-    cookie::{parse_key, KeyError},
+    cookie::{self, parse_key, KeyError},
     Expiry, Keys, SessionManagerLayer,
 };
 
@@ -95,7 +100,9 @@ pub enum ConfigError {
     Invalid {
         /// The variable, with its prefix.
         variable: String,
-        /// What it holds (`<redacted>` for keys).
+        /// What it holds, or `<redacted>` (keys) or `<redacted, N bytes>`
+        /// (anything that could be a secret: see the
+        /// [module documentation](self)).
         value: String,
         /// What it should hold.
         expected: String,
@@ -136,6 +143,7 @@ pub struct SessionConfig {
     http_only: Option<bool>,
     same_site: Option<SameSite>,
     keys: CookieKeys,
+    legacy_signatures: Option<bool>,
     always_save: Option<bool>,
     /// The first prefix, to name variables in later errors.
     prefix: String,
@@ -168,7 +176,7 @@ impl SessionConfig {
         };
         let ttl = vars.parse(
             "TTL",
-            "a positive duration like 3600, 90s, 30m, 12h or 14d",
+            "a positive duration like 3600, 90s, 30m, 12h or 14d, ending before year 9999",
             parse_duration,
         )?;
         let expiry = match vars.get("EXPIRY") {
@@ -196,16 +204,13 @@ impl SessionConfig {
         let cookie_name = vars.parse(
             "COOKIE_NAME",
             "a cookie name (letters, digits and !#$%&'*+-.^_`|~)",
-            |v| (!v.is_empty() && v.bytes().all(is_token_byte)).then(|| v.to_owned()),
+            |v| cookie::is_valid_name(v).then(|| v.to_owned()),
         )?;
         let cookie_path = vars.parse("COOKIE_PATH", "a path starting with /", |v| {
-            (v.starts_with('/') && v.bytes().all(is_attribute_byte)).then(|| v.to_owned())
+            cookie::is_valid_path(v).then(|| v.to_owned())
         })?;
         let cookie_domain = vars.parse("COOKIE_DOMAIN", "a domain name", |v| {
-            (!v.is_empty()
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-            .then(|| v.to_owned())
+            cookie::is_valid_domain(v).then(|| v.to_owned())
         })?;
         let secure = vars.parse("COOKIE_SECURE", BOOL_EXPECTED, parse_bool)?;
         let http_only = vars.parse("COOKIE_HTTP_ONLY", BOOL_EXPECTED, parse_bool)?;
@@ -218,6 +223,7 @@ impl SessionConfig {
             }
         })?;
         let always_save = vars.parse("ALWAYS_SAVE", BOOL_EXPECTED, parse_bool)?;
+        let legacy_signatures = vars.parse("LEGACY_SIGNATURES", BOOL_EXPECTED, parse_bool)?;
         let allow_insecure = vars.parse("ALLOW_INSECURE", BOOL_EXPECTED, parse_bool)?;
 
         let signing = vars.keys("SIGNING_KEYS")?;
@@ -258,6 +264,24 @@ impl SessionConfig {
                 });
             }
         }
+        if let Some((name_variable, name)) = &cookie_name {
+            let path = cookie_path.as_ref().map_or("/", |(_, path)| path.as_str());
+            let domain = cookie_domain.as_ref().map(|(_, domain)| domain.as_str());
+            if let Some(rule) = cookie::prefix_violation(name, secure_value, path, domain) {
+                // Name the variable to change: the one breaking the rule.
+                let variable = if !secure_value {
+                    secure.as_ref().map(|(variable, _)| variable.clone())
+                } else if path != "/" {
+                    cookie_path.as_ref().map(|(variable, _)| variable.clone())
+                } else {
+                    cookie_domain.as_ref().map(|(variable, _)| variable.clone())
+                };
+                return Err(ConfigError::Conflict {
+                    variable: variable.unwrap_or_else(|| name_variable.clone()),
+                    reason: format!("{name_variable}={name}: {rule}"),
+                });
+            }
+        }
         if backend == Backend::Cookie && !matches!(keys, CookieKeys::Encryption(_)) {
             return Err(ConfigError::Conflict {
                 variable: vars.name("ENCRYPTION_KEYS"),
@@ -275,6 +299,7 @@ impl SessionConfig {
             http_only: http_only.map(|(_, v)| v),
             same_site: same_site.map(|(_, v)| v),
             keys,
+            legacy_signatures: legacy_signatures.map(|(_, v)| v),
             always_save: always_save.map(|(_, v)| v),
             prefix: prefixes
                 .first()
@@ -361,6 +386,9 @@ impl SessionConfig {
         if let Some(always_save) = self.always_save {
             layer = layer.with_always_save(always_save);
         }
+        if let Some(legacy_signatures) = self.legacy_signatures {
+            layer = layer.with_legacy_signatures(legacy_signatures);
+        }
         match &self.keys {
             CookieKeys::None => layer,
             CookieKeys::Signing(keys) => layer.with_signed(keys.clone()),
@@ -434,8 +462,26 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
 fn invalid(variable: &str, value: &str, expected: &str) -> ConfigError {
     ConfigError::Invalid {
         variable: variable.to_owned(),
-        value: value.to_owned(),
+        value: shown(value),
         expected: expected.to_owned(),
+    }
+}
+
+/// The longest value an error shows as it is.
+const SHOWN_MAX_LEN: usize = 24;
+
+/// `value` as an error may show it: as it is when it cannot be a secret
+/// (short, and none of the characters URLs with credentials, tokens and
+/// passwords are made of), else only its length.
+fn shown(value: &str) -> String {
+    let harmless = value.len() <= SHOWN_MAX_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" _.,/-".contains(&b));
+    if harmless {
+        value.to_owned()
+    } else {
+        format!("<redacted, {} bytes>", value.len())
     }
 }
 
@@ -480,7 +526,10 @@ fn parse_duration(value: &str) -> Option<Duration> {
         _ => return None,
     };
     let seconds = number.checked_mul(seconds_per_unit)?;
-    (seconds > 0).then(|| Duration::seconds(seconds))
+    let duration = Duration::seconds(seconds);
+    // A TTL too large to be a date from now would be a session that cannot
+    // be written: refused here, at start-up.
+    (seconds > 0 && crate::expiry::fits_from_now(duration)).then_some(duration)
 }
 
 /// What a key variable should hold, for a key that is not that.
@@ -491,16 +540,6 @@ fn key_expected(error: &KeyError) -> String {
         ),
         _ => "to be hex or base64".to_owned(),
     }
-}
-
-// RFC 6265 cookie-name token characters.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-// Characters a Path attribute may hold: printable ASCII but `;`.
-fn is_attribute_byte(b: u8) -> bool {
-    (0x20..0x7f).contains(&b) && b != b';'
 }
 
 #[cfg(test)]

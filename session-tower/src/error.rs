@@ -33,6 +33,25 @@ pub enum Error {
         /// The most a cookie may take.
         limit: usize,
     },
+    /// The key starts with [`RESERVED_KEY_PREFIX`](crate::RESERVED_KEY_PREFIX),
+    /// which this crate keeps for itself; nothing was changed.
+    #[error("the session key `{0}` is reserved for session-tower's own use")]
+    ReservedKey(String),
+    /// An expiry policy whose duration is not positive or too large for a
+    /// date (see [`Expiry::is_valid`](crate::Expiry::is_valid)); nothing was
+    /// changed.
+    #[error(
+        "invalid session expiry policy {0:?}: durations must be positive and end before year 9999"
+    )]
+    InvalidExpiry(crate::Expiry),
+    /// The session was written by other requests at the same time so often
+    /// that this request's changes could not be merged in `attempts` tries;
+    /// nothing of this request was written.
+    #[error("the session kept changing under this request; gave up after {attempts} merges")]
+    Contention {
+        /// How many writes were tried.
+        attempts: u32,
+    },
 }
 
 impl Error {
@@ -52,12 +71,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for Error {
+    /// A 500 with the error logged. When the store could not be reached, the
+    /// response is marked so that a layer with
+    /// [`OnStoreError::ServiceUnavailable`](crate::OnStoreError::ServiceUnavailable)
+    /// turns it into a 503.
     fn into_response(self) -> axum_core::response::Response {
         tracing::error!(error = %self, "session error; answering 500");
-        (
+        let mut response = (
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error",
         )
-            .into_response()
+            .into_response();
+        if matches!(&self, Self::Store(error) if error.is_backend()) {
+            response
+                .extensions_mut()
+                .insert(crate::outage::StoreUnavailable);
+        }
+        response
     }
 }

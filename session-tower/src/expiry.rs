@@ -33,12 +33,27 @@ impl Expiry {
     /// with the browser session: two weeks, as tower-sessions does.
     pub const DEFAULT_SESSION_END_LIFETIME: Duration = Duration::weeks(2);
 
-    /// The expiry date a record saved at `now` gets.
+    /// The expiry date a record saved at `now` gets. Never panics: a
+    /// duration past what `time` can represent saturates.
     pub fn expiry_date_at(&self, now: OffsetDateTime) -> OffsetDateTime {
         match *self {
-            Self::OnSessionEnd { lifetime } => now + lifetime,
-            Self::OnInactivity(inactivity) => now + inactivity,
+            Self::OnSessionEnd { lifetime } => saturating_add(now, lifetime),
+            Self::OnInactivity(inactivity) => saturating_add(now, inactivity),
             Self::AtDateTime(date) => date,
+        }
+    }
+
+    /// Whether this policy makes sense: durations positive and small enough
+    /// that a date this far from now ends before year 10000 (whatever
+    /// features `time` is built with: every store can hold such a date).
+    /// Builders refuse invalid policies, and a stored one that is invalid is
+    /// ignored in favour of the layer's.
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            Self::OnSessionEnd { lifetime: duration } | Self::OnInactivity(duration) => {
+                duration.is_positive() && fits_from_now(duration)
+            }
+            Self::AtDateTime(_) => true,
         }
     }
 
@@ -51,6 +66,33 @@ impl Expiry {
                 Some((expiry_date - now).max(Duration::ZERO))
             }
         }
+    }
+}
+
+/// The latest date this crate writes: the last instant of year 9999. With
+/// its `large-dates` feature (which another crate in a build may turn on)
+/// `time` goes further, but MySQL, SQLite's text dates and browsers' cookie
+/// dates do not, so this bound holds whatever features are on.
+pub(crate) fn latest() -> OffsetDateTime {
+    let last_day =
+        time::Date::from_calendar_date(9999, time::Month::December, 31).unwrap_or(time::Date::MAX);
+    last_day.with_time(time::Time::MAX).assume_utc()
+}
+
+/// Whether `now + duration` is a date no later than [`latest`].
+pub(crate) fn fits_from_now(duration: Duration) -> bool {
+    OffsetDateTime::now_utc()
+        .checked_add(duration)
+        .is_some_and(|date| date <= latest())
+}
+
+/// `instant + duration`, kept within the first instant `time` can represent
+/// and [`latest`].
+pub(crate) fn saturating_add(instant: OffsetDateTime, duration: Duration) -> OffsetDateTime {
+    match instant.checked_add(duration) {
+        Some(date) => date.min(latest()),
+        None if duration.is_negative() => time::PrimitiveDateTime::MIN.assume_utc(),
+        None => latest(),
     }
 }
 
@@ -79,6 +121,20 @@ mod tests {
         let past = Expiry::AtDateTime(now - Duration::hours(1));
         let date = past.expiry_date_at(now);
         assert_eq!(past.max_age_at(date, now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn huge_durations_saturate_and_are_invalid() {
+        let now = OffsetDateTime::now_utc();
+        let huge = Expiry::OnInactivity(Duration::MAX);
+        assert!(!huge.is_valid());
+        assert!(huge.expiry_date_at(now) > now + Duration::days(365 * 1000));
+        assert!(!Expiry::OnInactivity(Duration::ZERO).is_valid());
+        assert!(!Expiry::OnSessionEnd {
+            lifetime: Duration::seconds(-1)
+        }
+        .is_valid());
+        assert!(Expiry::default().is_valid());
     }
 
     #[test]

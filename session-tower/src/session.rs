@@ -1,6 +1,9 @@
-//! The [`Session`] handle a handler reads and changes.
+//! The [`Session`] handle a handler reads and changes, and the per-request
+//! state behind it. What happens to the state after the handler (the write
+//! decision) lives in `finish.rs`.
 
 use std::{
+    collections::HashMap,
     fmt, mem,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -8,15 +11,19 @@ use std::{
     },
 };
 
-use http::HeaderValue;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use session_core::{Data, Id, Record, SessionStore};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
 
-use crate::{cookie::CookieConfig, Error, Expiry, Result};
+use crate::{
+    cookie::{Carried, CookieConfig},
+    metrics::{self, Rejected},
+    user_sessions::UserSession,
+    Error, Expiry, OnStoreError, Result,
+};
 
 /// The most bytes a cookie may take, name, value and attributes together, as
 /// the `Set-Cookie` header carries them (RFC 6265 section 6.1; browsers drop
@@ -24,10 +31,20 @@ use crate::{cookie::CookieConfig, Error, Expiry, Result};
 /// it.
 pub const COOKIE_SIZE_LIMIT: usize = 4096;
 
+/// The prefix of the data keys this crate keeps in a stored record for
+/// itself. The [`Session`] API never shows them and refuses keys that start
+/// with it ([`Error::ReservedKey`]), so a handler that lets visitors pick
+/// keys cannot let them write these.
+pub const RESERVED_KEY_PREFIX: &str = "__session_tower.";
+
 /// The data key under which a session's own [`Expiry`] (set with
 /// [`Session::set_expiry`]) is kept in its stored record, so it survives
-/// across requests. It is never visible through the [`Session`] API.
+/// across requests.
 pub const EXPIRY_KEY: &str = "__session_tower.expiry";
+
+/// The data key under which a stored session keeps when it was created (Unix
+/// seconds), for [`SessionManagerLayer::with_absolute_timeout`](crate::SessionManagerLayer::with_absolute_timeout).
+pub const CREATED_KEY: &str = "__session_tower.created";
 
 /// What the layer applies to every session.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +55,47 @@ pub(crate) struct Config {
     /// The whole record lives in the (encrypted) cookie; the store is never
     /// called.
     pub(crate) cookie_only: bool,
+    /// Sliding sessions: the least an expiry date moves before it is written
+    /// (`None`: derived from the inactivity period).
+    pub(crate) refresh_interval: Option<Duration>,
+    /// The most a session following the layer's policy lives from its
+    /// creation, however active.
+    pub(crate) absolute_timeout: Option<Duration>,
+    /// What a request gets when the store cannot be reached.
+    pub(crate) on_store_error: OnStoreError,
+}
+
+impl Config {
+    /// The policy in force for a session with its own policy `own`.
+    pub(crate) fn policy(&self, own: Option<Expiry>) -> Expiry {
+        own.unwrap_or(self.expiry)
+    }
+
+    /// The expiry date a session gets when written at `now`: its policy's,
+    /// capped by the absolute timeout for sessions on the layer's policy.
+    pub(crate) fn expiry_date_at(
+        &self,
+        own: Option<Expiry>,
+        created: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> OffsetDateTime {
+        let date = self.policy(own).expiry_date_at(now);
+        match (own, self.absolute_timeout) {
+            (None, Some(timeout)) => {
+                let cap = crate::expiry::saturating_add(created.unwrap_or(now), timeout);
+                date.min(cap)
+            }
+            _ => date,
+        }
+    }
+
+    /// How far a sliding session's expiry date must move before `finish`
+    /// writes it: the configured interval, or a tenth of the inactivity
+    /// period, at most a minute.
+    pub(crate) fn refresh_interval(&self, inactivity: Duration) -> Duration {
+        self.refresh_interval
+            .unwrap_or_else(|| (inactivity / 10_i32).min(Duration::MINUTE))
+    }
 }
 
 /// A visitor's session, handed to handlers through request extensions (and
@@ -50,61 +108,247 @@ pub(crate) struct Config {
 ///
 /// A missing, malformed, tampered, unknown or expired cookie gives a fresh
 /// empty session.
+///
+/// # Concurrent requests
+///
+/// Each request works on its own copy and records what it changed, key by
+/// key. After the handler, a stored session is written back with the store's
+/// compare-and-swap [`update`](session_core::SessionStore::update), never an
+/// unconditional save:
+///
+/// - if another request wrote the session meanwhile, this request's own
+///   changes (keys set, keys removed, a `clear`, the user, the expiry policy)
+///   are applied again onto what is stored now, and the write retried: two
+///   requests changing different keys both keep their change. For the same
+///   key, the request that writes last wins.
+/// - if another request ended the session meanwhile (logout, `cycle_id`,
+///   [`end_other_sessions`](Self::end_other_sessions)) or it expired, nothing
+///   is written, nothing is created and the response carries no
+///   `Set-Cookie` at all: a logout stays final.
 #[derive(Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn SessionStore>,
-    config: Arc<Config>,
-    /// The request's `Cookie` headers, read only once the session is used.
-    cookie_headers: Vec<HeaderValue>,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) config: Arc<Config>,
+    /// The request's `Cookie` headers and session header values, read only
+    /// once the session is used.
+    pub(crate) carried: Carried,
     /// Whether any method was called: if not, the response is left alone.
     touched: AtomicBool,
-    state: Mutex<State>,
+    /// The store could not be reached to load the session and the layer
+    /// serves the request without it ([`OnStoreError::ServeWithoutSession`]).
+    detached: AtomicBool,
+    pub(crate) state: Mutex<State>,
 }
 
+/// A request's view of its session.
 #[derive(Default)]
-struct State {
-    loaded: bool,
+pub(crate) struct State {
+    pub(crate) loaded: bool,
     /// A store call failed during this request: change nothing afterwards.
-    failed: bool,
-    /// The stored record this session is bound to; `None` for a session not
-    /// stored yet (the next write uses `create`).
-    id: Option<Id>,
-    data: Data,
-    /// The stored record's expiry date, once loaded or saved.
-    expiry_date: Option<OffsetDateTime>,
+    pub(crate) failed: bool,
+    /// The stored record this session is bound to, as this request last saw
+    /// it; `None` for a session not stored (new, flushed or cycled: the next
+    /// write uses `create`).
+    pub(crate) stored: Option<Stored>,
+    /// The values as the handler sees them (never the reserved keys).
+    pub(crate) data: Data,
+    pub(crate) user_id: Option<String>,
     /// This session's own expiry policy, overriding the layer's.
-    expiry: Option<Expiry>,
-    modified: bool,
-    /// A record to delete once the session is saved under a new id.
-    stale: Option<Id>,
+    pub(crate) expiry: Option<Expiry>,
+    /// When the stored session was created, if known.
+    pub(crate) created: Option<OffsetDateTime>,
+    /// What this request changed, to apply again over a concurrent write.
+    pub(crate) changes: Changes,
+    /// A record to delete once this session is stored under a new id.
+    pub(crate) stale: Option<Id>,
     /// The cookie must go (flush, or a cycled session left empty).
-    remove_cookie: bool,
+    pub(crate) remove_cookie: bool,
+    /// The cookie was opened with an older key: send it again, sealed with
+    /// the newest, so key rotation completes.
+    pub(crate) reseal: bool,
 }
 
-/// What the layer does to the response once the handler has answered.
-pub(crate) enum Outcome {
-    /// Nothing: no `Set-Cookie`.
-    Unchanged,
-    /// Add this `Set-Cookie` header.
-    SetCookie(HeaderValue),
+/// What the store holds for a session, as this request last saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub(crate) id: Id,
+    pub(crate) version: u64,
+    pub(crate) expiry_date: OffsetDateTime,
+}
+
+/// A request's own changes, key by key.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// `clear` was called: every key not set afterwards goes.
+    pub(crate) cleared: bool,
+    /// Keys set (`Some`) or removed (`None`), after any `clear`.
+    pub(crate) keys: HashMap<String, Option<Value>>,
+    /// The user was set or unset.
+    pub(crate) user_id: Option<Option<String>>,
+    /// The session's own expiry policy was set or unset.
+    pub(crate) expiry: Option<Option<Expiry>>,
+    /// Cookie-only: the payload got a new id.
+    pub(crate) cycled: bool,
+}
+
+impl Changes {
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.cleared
+            && !self.cycled
+            && self.keys.is_empty()
+            && self.user_id.is_none()
+            && self.expiry.is_none()
+    }
+}
+
+impl State {
+    /// Binds the state to `record` as stored: its reserved keys become the
+    /// policy and creation time, the rest the handler's data.
+    pub(crate) fn bind(&mut self, record: Record) {
+        let Record {
+            id,
+            mut data,
+            expiry_date,
+            version,
+            user_id,
+        } = record;
+        let reserved = Reserved::take(&mut data);
+        self.stored = Some(Stored {
+            id,
+            version,
+            expiry_date,
+        });
+        self.data = data;
+        self.user_id = user_id;
+        self.expiry = reserved.expiry;
+        self.created = reserved.created;
+    }
+
+    /// The record this state stands for, as written at `now`.
+    pub(crate) fn to_record(&self, config: &Config, now: OffsetDateTime) -> Result<Record> {
+        let created = self.created.unwrap_or(now);
+        let mut data = self.data.clone();
+        Reserved {
+            expiry: self.expiry,
+            // Only an absolute timeout needs it: no bytes spent otherwise.
+            created: config.absolute_timeout.map(|_| created),
+        }
+        .put(&mut data)?;
+        Ok(Record {
+            id: self.stored.map_or_else(Id::default, |stored| stored.id),
+            data,
+            expiry_date: config.expiry_date_at(self.expiry, Some(created), now),
+            version: self.stored.map_or(0, |stored| stored.version),
+            user_id: self.user_id.clone(),
+        })
+    }
+
+    /// This request's changes applied over `current`, what another request
+    /// stored meanwhile; the state is bound to the result.
+    pub(crate) fn rebase(&mut self, current: Record) {
+        self.bind(current);
+        if self.changes.cleared {
+            self.data.clear();
+        }
+        for (key, value) in &self.changes.keys {
+            match value {
+                Some(value) => self.data.insert(key.clone(), value.clone()),
+                None => self.data.remove(key),
+            };
+        }
+        if let Some(user_id) = &self.changes.user_id {
+            self.user_id.clone_from(user_id);
+        }
+        if let Some(expiry) = self.changes.expiry {
+            self.expiry = expiry;
+        }
+    }
+}
+
+/// The reserved keys of a stored record.
+#[derive(Debug, Default)]
+struct Reserved {
+    expiry: Option<Expiry>,
+    created: Option<OffsetDateTime>,
+}
+
+impl Reserved {
+    /// Takes the reserved keys out of `data`. A value that does not read as
+    /// what it should be (written by another version, or by hand) is
+    /// dropped with a warning: the layer's policy applies instead.
+    fn take(data: &mut Data) -> Self {
+        let mut reserved = Self::default();
+        if !data.keys().any(|key| key.starts_with(RESERVED_KEY_PREFIX)) {
+            return reserved;
+        }
+        data.retain(|key, value| {
+            if !key.starts_with(RESERVED_KEY_PREFIX) {
+                return true;
+            }
+            match key.as_str() {
+                EXPIRY_KEY => match serde_json::from_value::<Expiry>(value.take()) {
+                    Ok(expiry) if expiry.is_valid() => reserved.expiry = Some(expiry),
+                    _ => tracing::warn!("stored session expiry policy is invalid; ignoring it"),
+                },
+                CREATED_KEY => {
+                    reserved.created = value
+                        .as_i64()
+                        .and_then(|unix| OffsetDateTime::from_unix_timestamp(unix).ok());
+                }
+                _ => {}
+            }
+            false
+        });
+        reserved
+    }
+
+    fn put(&self, data: &mut Data) -> Result<()> {
+        if let Some(expiry) = self.expiry {
+            let value = serde_json::to_value(expiry).map_err(session_core::Error::encode)?;
+            data.insert(EXPIRY_KEY.to_owned(), value);
+        }
+        if let Some(created) = self.created {
+            data.insert(CREATED_KEY.to_owned(), created.unix_timestamp().into());
+        }
+        Ok(())
+    }
+}
+
+/// How many more bytes of JSON an expiry date of the same year and offset
+/// as `date` can take than `date` does: day of year, hour, minute, second
+/// and nanosecond are numbers of varying width.
+fn expiry_json_growth(date: OffsetDateTime) -> usize {
+    let widest = time::Date::from_ordinal_date(date.year(), 300)
+        .and_then(|day| day.with_hms_nano(23, 59, 59, 999_999_999))
+        .map(|widest| widest.assume_offset(date.offset()));
+    let length = |date: &OffsetDateTime| serde_json::to_vec(date).map_or(0, |json| json.len());
+    match widest {
+        Ok(widest) => length(&widest).saturating_sub(length(&date)),
+        // Not a date `time` can hold: the most the fields can grow.
+        Err(_) => 13,
+    }
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.starts_with(RESERVED_KEY_PREFIX) {
+        return Err(Error::ReservedKey(key.to_owned()));
+    }
+    Ok(())
 }
 
 impl Session {
-    pub(crate) fn new(
-        store: Arc<dyn SessionStore>,
-        config: Arc<Config>,
-        cookie_headers: Vec<HeaderValue>,
-    ) -> Self {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, config: Arc<Config>, carried: Carried) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 config,
-                cookie_headers,
+                carried,
                 touched: AtomicBool::new(false),
+                detached: AtomicBool::new(false),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -136,16 +380,19 @@ impl Session {
 
     /// Stores a JSON value under `key`, returning the one it replaces.
     ///
-    /// Storing a value equal to the current one is not a change. On a
-    /// cookie-only session, a value that would make the cookie too large is
-    /// refused with [`Error::CookieTooLarge`](crate::Error::CookieTooLarge)
-    /// and the session keeps its previous value.
+    /// Storing a value equal to the current one is not a change. A key
+    /// starting with [`RESERVED_KEY_PREFIX`] is refused with
+    /// [`Error::ReservedKey`]. On a cookie-only session, a value that would
+    /// make the cookie too large is refused with
+    /// [`Error::CookieTooLarge`](crate::Error::CookieTooLarge) and the
+    /// session keeps its previous value.
     pub async fn insert_value(&self, key: &str, value: Value) -> Result<Option<Value>> {
+        check_key(key)?;
         let mut state = self.loaded().await?;
         if state.data.get(key) == Some(&value) {
             return Ok(Some(value));
         }
-        let previous = state.data.insert(key.to_owned(), value);
+        let previous = state.data.insert(key.to_owned(), value.clone());
         if let Err(error) = self.check_cookie_size(&state) {
             // Refused: the session stays as it was.
             match &previous {
@@ -154,7 +401,7 @@ impl Session {
             };
             return Err(error);
         }
-        state.modified = true;
+        state.changes.keys.insert(key.to_owned(), Some(value));
         Ok(previous)
     }
 
@@ -168,19 +415,23 @@ impl Session {
 
     /// Removes `key`, returning its JSON value.
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
+        check_key(key)?;
         let mut state = self.loaded().await?;
         let removed = state.data.remove(key);
-        state.modified |= removed.is_some();
+        if removed.is_some() {
+            state.changes.keys.insert(key.to_owned(), None);
+        }
         Ok(removed)
     }
 
-    /// Removes every value. The session keeps its id and record (saved
+    /// Removes every value. The session keeps its id, user and record (saved
     /// empty); use [`flush`](Self::flush) to end it.
     pub async fn clear(&self) -> Result<()> {
         let mut state = self.loaded().await?;
-        if !state.data.is_empty() {
+        if !state.data.is_empty() || !state.changes.keys.is_empty() {
             state.data.clear();
-            state.modified = true;
+            state.changes.keys.clear();
+            state.changes.cleared = true;
         }
         Ok(())
     }
@@ -193,6 +444,9 @@ impl Session {
     /// Ends the session: deletes its record from the store now, and the
     /// response removes the cookie. Values inserted afterwards start a new
     /// session with a new id.
+    ///
+    /// Requests still in flight with this session cannot bring it back:
+    /// their writes find it gone, write nothing and send no cookie.
     ///
     /// Cookie-only: there is nothing to delete; the response removes the
     /// browser's cookie, but a copy kept elsewhere stays valid until the
@@ -209,9 +463,11 @@ impl Session {
             };
             return Ok(());
         }
-        // No need to load what is about to be deleted: the cookie's id will do.
-        let id = if state.loaded {
-            state.id
+        // No need to load what is about to be deleted: the cookie's id will
+        // do. A detached session never loaded its record, but the record may
+        // well exist: a logout must still try to delete it.
+        let id = if state.loaded && !self.is_detached() {
+            state.stored.map(|stored| stored.id)
         } else {
             self.cookie_id()
         };
@@ -228,29 +484,51 @@ impl Session {
             remove_cookie: true,
             ..State::default()
         };
+        // The store answered: what follows is an ordinary new session.
+        self.inner.detached.store(false, Ordering::Release);
         Ok(())
     }
 
-    /// Gives the session a new id, keeping its values: the next write creates
-    /// a new record and deletes the old one, and the response carries the new
-    /// cookie. Call it on login and privilege changes, against session
-    /// fixation.
+    /// Gives the session a new id, keeping its values and user: the next
+    /// write creates a new record and deletes the old one, and the response
+    /// carries the new cookie. Call it on login and privilege changes,
+    /// against session fixation.
+    ///
+    /// The old record is deleted after the new one is stored; should that
+    /// delete fail, the failure is logged and the login still completes (the
+    /// old session keeps only what it had before the login). A request still
+    /// in flight with the old id finds it gone and sends no cookie, so it
+    /// cannot replace the new cookie in the browser.
     ///
     /// Cookie-only: the payload gets a new id at once and the response a new
-    /// cookie.
+    /// cookie; should the new id make the cookie too large, it is refused
+    /// with [`Error::CookieTooLarge`](crate::Error::CookieTooLarge) and the
+    /// session keeps its id.
     pub async fn cycle_id(&self) -> Result<()> {
         let mut state = self.loaded().await?;
         if self.inner.config.cookie_only {
-            // No record to delete: the payload just carries a new id.
-            if state.id.is_some() {
-                state.id = Some(Id::default());
-                state.modified = true;
+            // No record to delete: the payload just carries a new id. Ids
+            // are written as numbers of 1 to 40 characters, so a new one
+            // can make the cookie longer: checked like any other change.
+            let Some(previous) = state.stored.map(|stored| stored.id) else {
+                return Ok(());
+            };
+            if let Some(stored) = &mut state.stored {
+                stored.id = Id::default();
             }
+            if let Err(error) = self.check_cookie_size(&state) {
+                if let Some(stored) = &mut state.stored {
+                    stored.id = previous;
+                }
+                return Err(error);
+            }
+            state.changes.cycled = true;
             return Ok(());
         }
-        if let Some(id) = state.id.take() {
-            state.stale = Some(id);
-            state.modified = true;
+        if let Some(stored) = state.stored.take() {
+            state.stale = Some(stored.id);
+            // A new session: its lifetime starts now.
+            state.created = None;
         }
         Ok(())
     }
@@ -260,7 +538,7 @@ impl Session {
     /// Cookie-only sessions carry an id in their payload too, given when the
     /// cookie is first written.
     pub async fn id(&self) -> Result<Option<Id>> {
-        Ok(self.loaded().await?.id)
+        Ok(self.loaded().await?.stored.map(|stored| stored.id))
     }
 
     /// The expiry policy in force: this session's own
@@ -268,12 +546,17 @@ impl Session {
     /// layer's.
     pub async fn expiry(&self) -> Result<Expiry> {
         let state = self.loaded().await?;
-        Ok(state.expiry.unwrap_or(self.inner.config.expiry))
+        Ok(self.inner.config.policy(state.expiry))
     }
 
     /// Sets this session's own expiry policy (`None`: back to the layer's).
-    /// It is stored with the session, so it holds on later requests too.
+    /// It is stored with the session, so it holds on later requests too. A
+    /// session with its own policy follows it alone: the layer's absolute
+    /// timeout does not apply to it (remember-me).
     pub async fn set_expiry(&self, expiry: Option<Expiry>) -> Result<()> {
+        if let Some(expiry) = expiry.filter(|expiry| !expiry.is_valid()) {
+            return Err(Error::InvalidExpiry(expiry));
+        }
         let mut state = self.loaded().await?;
         if state.expiry != expiry {
             let previous = mem::replace(&mut state.expiry, expiry);
@@ -281,7 +564,7 @@ impl Session {
                 state.expiry = previous;
                 return Err(error);
             }
-            state.modified = true;
+            state.changes.expiry = Some(expiry);
         }
         Ok(())
     }
@@ -290,63 +573,248 @@ impl Session {
     /// record's expiry date; otherwise the date the next write will give it.
     pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
         let state = self.loaded().await?;
-        let policy = state.expiry.unwrap_or(self.inner.config.expiry);
-        Ok(match state.expiry_date {
-            Some(date) if !state.modified => date,
-            _ => policy.expiry_date_at(OffsetDateTime::now_utc()),
+        Ok(match state.stored {
+            Some(stored) if state.changes.is_empty() => stored.expiry_date,
+            _ => self.inner.config.expiry_date_at(
+                state.expiry,
+                state.created,
+                OffsetDateTime::now_utc(),
+            ),
         })
     }
 
-    fn cookie_id(&self) -> Option<Id> {
-        let value = self.inner.config.cookie.read(&self.inner.cookie_headers)?;
-        value.parse().ok()
+    /// The user this session belongs to, if the application said so with
+    /// [`set_user_id`](Self::set_user_id).
+    pub async fn user_id(&self) -> Result<Option<String>> {
+        Ok(self.loaded().await?.user_id.clone())
     }
 
-    /// Cookie-only: the record the cookie carries, if it decrypts (with any
-    /// key), decodes and has not expired. Anything else is a fresh session.
-    fn cookie_record(&self) -> Option<Record> {
-        let value = self.inner.config.cookie.read(&self.inner.cookie_headers)?;
-        let record = match serde_json::from_str::<Record>(&value) {
-            Ok(record) => record,
-            Err(error) => {
-                // Authentic yet undecodable: written by another version.
-                tracing::debug!(%error, "cookie-only session not decodable; starting afresh");
-                return None;
+    /// Ties this session to a user (`None`: to nobody), so that
+    /// [`user_sessions`](Self::user_sessions) lists it and
+    /// [`end_other_sessions`](Self::end_other_sessions) and the store's
+    /// [`delete_sessions_of_user`](session_core::SessionStore::delete_sessions_of_user)
+    /// can end it. Set it at login, after [`cycle_id`](Self::cycle_id).
+    pub async fn set_user_id(&self, user_id: Option<impl Into<String>>) -> Result<()> {
+        let user_id = user_id.map(Into::into);
+        let mut state = self.loaded().await?;
+        if state.user_id != user_id {
+            let previous = mem::replace(&mut state.user_id, user_id.clone());
+            if let Err(error) = self.check_cookie_size(&state) {
+                state.user_id = previous;
+                return Err(error);
             }
+            state.changes.user_id = Some(user_id);
+        }
+        Ok(())
+    }
+
+    /// The active sessions of this session's user (this one included, once
+    /// stored), for a "your devices" page: see [`UserSession`]. Empty for a
+    /// session with no user.
+    ///
+    /// Cookie-only sessions have no store to list: an empty list.
+    pub async fn user_sessions(&self) -> Result<Vec<UserSession>> {
+        let (user_id, current) = {
+            let state = self.loaded().await?;
+            (state.user_id.clone(), state.stored.map(|stored| stored.id))
         };
-        record.is_active().then_some(record)
+        let Some(user_id) = user_id else {
+            return Ok(Vec::new());
+        };
+        if self.inner.config.cookie_only {
+            return Ok(Vec::new());
+        }
+        let records = self
+            .inner
+            .store
+            .sessions_of_user(&user_id)
+            .instrument(tracing::debug_span!("session.user_sessions"))
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|record| UserSession::new(record, current))
+            .collect())
+    }
+
+    /// Ends every other session of this session's user, keeping this one
+    /// ("log out other devices"), and returns how many were ended. Nothing
+    /// to do (0) for a session with no user.
+    ///
+    /// Requests in flight with the ended sessions find them gone when they
+    /// write: they write nothing and send no cookie.
+    pub async fn end_other_sessions(&self) -> Result<u64> {
+        let (user_id, current) = {
+            let state = self.loaded().await?;
+            (state.user_id.clone(), state.stored.map(|stored| stored.id))
+        };
+        let Some(user_id) = user_id else {
+            return Ok(0);
+        };
+        if self.inner.config.cookie_only {
+            return Err(session_core::Error::Unsupported("delete_sessions_of_user").into());
+        }
+        let ended = self
+            .inner
+            .store
+            .delete_sessions_of_user(&user_id, current.as_ref())
+            .instrument(tracing::debug_span!("session.end_other_sessions"))
+            .await?;
+        Ok(ended)
+    }
+
+    /// Ends one session of this session's user, chosen by its
+    /// [`UserSession::handle`] (from [`user_sessions`](Self::user_sessions)):
+    /// "log out that device". `false` when no active session of this user
+    /// has that handle.
+    pub async fn end_user_session(&self, handle: &str) -> Result<bool> {
+        let target = self
+            .user_sessions()
+            .await?
+            .into_iter()
+            .find(|session| session.handle() == handle);
+        let Some(target) = target else {
+            return Ok(false);
+        };
+        if target.is_current() {
+            self.flush().await?;
+        } else {
+            self.inner
+                .store
+                .delete(&target.id)
+                .instrument(tracing::debug_span!("session.end_user_session"))
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// The store sessions are kept in: for what the `Session` API does not
+    /// cover, such as ending every session of another user from an admin
+    /// handler or after a password change
+    /// ([`delete_sessions_of_user`](session_core::SessionStore::delete_sessions_of_user)).
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    fn cookie_id(&self) -> Option<Id> {
+        let (id, _) = self.inner.config.cookie.find(
+            &self.inner.carried,
+            |value| value.parse().map_err(|_| Rejected::Malformed),
+            |_| {},
+        )?;
+        Some(id)
+    }
+
+    /// Whether this request is served without its session because the store
+    /// could not be reached to load it (only with
+    /// [`OnStoreError::ServeWithoutSession`]).
+    ///
+    /// A detached session starts empty, as for a visitor without a cookie:
+    /// reads find nothing, [`id`](Self::id) and
+    /// [`user_id`](Self::user_id) are `None`, and changes last for this
+    /// request only. After the handler nothing is written to the store and
+    /// the response gets no `Set-Cookie`: the browser keeps its cookie, so
+    /// the visitor finds the session again once the store is back.
+    /// [`flush`](Self::flush) still tries to delete the cookie's record (a
+    /// logout must not silently do nothing) and returns the store's error if
+    /// it is still down. A handler that needs the real session (a checkout,
+    /// an admin page) checks this and answers accordingly.
+    pub fn is_detached(&self) -> bool {
+        self.inner.detached.load(Ordering::Acquire)
     }
 
     /// Cookie-only: refuses a state whose cookie would pass the size limit.
     fn check_cookie_size(&self, state: &State) -> Result<()> {
         if self.inner.config.cookie_only {
             let now = OffsetDateTime::now_utc();
-            sealed_cookie(&self.inner.config, state, now, CHANGE_LIMIT)?;
+            crate::finish::sealed_cookie(
+                &self.inner.config,
+                state,
+                now,
+                crate::finish::CHANGE_LIMIT,
+            )?;
         }
         Ok(())
     }
 
+    /// Cookie-only: whether a record opened from a cookie can be written
+    /// back within [`COOKIE_SIZE_LIMIT`] whenever the layer writes it (its
+    /// expiry date is encoded anew then, perhaps with more digits).
+    ///
+    /// What this layer writes always can (changes are held to
+    /// `CHANGE_LIMIT`, which keeps that margin), but an authentic cookie
+    /// made elsewhere (another build, another program holding the key) may
+    /// not: honouring it would make every request carrying it a 500, so it
+    /// counts as no session at all.
+    fn fits_in_a_cookie(&self, state: &State) -> bool {
+        let config = &*self.inner.config;
+        let now = OffsetDateTime::now_utc();
+        let Ok(sealed) = crate::finish::sealed_cookie(config, state, now, COOKIE_SIZE_LIMIT) else {
+            return false;
+        };
+        let growth = match config.policy(state.expiry) {
+            // The date is the record's own, written the same every time.
+            Expiry::AtDateTime(_) => 0,
+            _ => expiry_json_growth(sealed.expiry_date),
+        };
+        // Base64 of the encrypted JSON: 4 bytes per 3, rounded up.
+        sealed.header.len() + 4 * growth.div_ceil(3) <= COOKIE_SIZE_LIMIT
+    }
+
     /// The state, loaded from the store on first use.
-    async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
+    pub(crate) async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
         self.inner.touched.store(true, Ordering::Release);
         let mut state = self.inner.state.lock().await;
         if state.loaded {
             return Ok(state);
         }
+        let cookie = &self.inner.config.cookie;
+        let carried = &self.inner.carried;
         if self.inner.config.cookie_only {
-            if let Some(record) = self.cookie_record() {
-                bind(&mut state, record);
+            // The first of our cookies that opens to a live record this
+            // layer can write back.
+            let accept = |value: &str| {
+                let mut candidate = State::default();
+                candidate.bind(crate::finish::open_cookie_record(value)?);
+                if self.fits_in_a_cookie(&candidate) {
+                    Ok(candidate)
+                } else {
+                    Err(Rejected::Malformed)
+                }
+            };
+            let found = cookie.find(carried, accept, metrics::cookie_rejected);
+            if let Some((candidate, reseal)) = found {
+                *state = candidate;
+                state.reseal = reseal;
             }
             state.loaded = true;
             return Ok(state);
         }
-        if let Some(id) = self.cookie_id() {
+        // The first of our cookies that holds an id: another application's
+        // cookie of the same name on the parent domain is skipped.
+        let parse = |value: &str| value.parse::<Id>().map_err(|_| Rejected::Malformed);
+        if let Some((id, reseal)) = cookie.find(carried, parse, metrics::cookie_rejected) {
             // No id in the span: a session id in a log is a credential.
             let span = tracing::debug_span!("session.load");
             match self.inner.store.load(&id).instrument(span).await {
-                Ok(Some(record)) if record.is_active() => bind(&mut state, record),
+                Ok(Some(record)) if record.is_active() => {
+                    state.bind(record);
+                    state.reseal = reseal;
+                }
                 // Unknown or expired: a fresh session.
-                Ok(_) => {}
+                Ok(_) => metrics::cookie_rejected(Rejected::Expired),
+                Err(error)
+                    if error.is_backend()
+                        && self.inner.config.on_store_error
+                            == OnStoreError::ServeWithoutSession =>
+                {
+                    tracing::warn!(
+                        %error,
+                        "session store unreachable; serving the request without its session"
+                    );
+                    // Nothing is written after the handler (see `finish`).
+                    state.failed = true;
+                    self.inner.detached.store(true, Ordering::Release);
+                }
                 Err(error) => {
                     state.failed = true;
                     return Err(error.into());
@@ -361,167 +829,6 @@ impl Session {
     pub(crate) fn is_touched(&self) -> bool {
         self.inner.touched.load(Ordering::Acquire)
     }
-
-    /// Writes what changed, once the handler has answered, and says what the
-    /// response's cookie becomes.
-    pub(crate) async fn finish(&self) -> Result<Outcome> {
-        if !self.is_touched() {
-            return Ok(Outcome::Unchanged);
-        }
-        let config = &self.inner.config;
-        let store = &self.inner.store;
-        let mut state = self.inner.state.lock().await;
-        if state.failed || !state.loaded {
-            return Ok(Outcome::Unchanged);
-        }
-        if config.cookie_only {
-            return self.finish_cookie_only(&mut state);
-        }
-        let policy = state.expiry.unwrap_or(config.expiry);
-        let stored = state.id.is_some();
-        let extend = stored && matches!(policy, Expiry::OnInactivity(_));
-        // A new session with nothing in it is not worth a record.
-        let write =
-            (stored || !state.data.is_empty()) && (state.modified || config.always_save || extend);
-        if !write {
-            if let Some(stale) = state.stale.take() {
-                store.delete(&stale).await?;
-                state.remove_cookie = true;
-            }
-            if state.remove_cookie && !self.inner.cookie_headers.is_empty() {
-                return Ok(config
-                    .cookie
-                    .removal_cookie()
-                    .map_or(Outcome::Unchanged, Outcome::SetCookie));
-            }
-            return Ok(Outcome::Unchanged);
-        }
-
-        let now = OffsetDateTime::now_utc();
-        let mut data = mem::take(&mut state.data);
-        if let Some(expiry) = state.expiry {
-            data.insert(
-                EXPIRY_KEY.to_owned(),
-                serde_json::to_value(expiry).map_err(session_core::Error::encode)?,
-            );
-        }
-        let mut record = Record {
-            id: state.id.unwrap_or_default(),
-            data,
-            expiry_date: policy.expiry_date_at(now),
-        };
-        let written = if stored {
-            store.save(&record).await
-        } else {
-            store.create(&mut record).await
-        };
-        record.data.remove(EXPIRY_KEY);
-        state.data = record.data;
-        written?;
-        state.id = Some(record.id);
-        state.expiry_date = Some(record.expiry_date);
-        state.modified = false;
-        if let Some(stale) = state.stale.take() {
-            store.delete(&stale).await?;
-        }
-        let max_age = policy.max_age_at(record.expiry_date, now);
-        Ok(config
-            .cookie
-            .set_cookie(record.id.to_string(), max_age)
-            .map_or(Outcome::Unchanged, Outcome::SetCookie))
-    }
-}
-
-impl Session {
-    /// [`finish`](Self::finish) for a cookie-only session: the same rules
-    /// for when to write, but the write is the cookie itself.
-    fn finish_cookie_only(&self, state: &mut State) -> Result<Outcome> {
-        let config = &self.inner.config;
-        let policy = state.expiry.unwrap_or(config.expiry);
-        let stored = state.id.is_some();
-        let extend = stored && matches!(policy, Expiry::OnInactivity(_));
-        let write =
-            (stored || !state.data.is_empty()) && (state.modified || config.always_save || extend);
-        if !write {
-            if state.remove_cookie && !self.inner.cookie_headers.is_empty() {
-                return Ok(config
-                    .cookie
-                    .removal_cookie()
-                    .map_or(Outcome::Unchanged, Outcome::SetCookie));
-            }
-            return Ok(Outcome::Unchanged);
-        }
-        let now = OffsetDateTime::now_utc();
-        let sealed = sealed_cookie(config, state, now, COOKIE_SIZE_LIMIT)?;
-        state.id = Some(sealed.id);
-        state.expiry_date = Some(sealed.expiry_date);
-        state.modified = false;
-        Ok(Outcome::SetCookie(sealed.header))
-    }
-}
-
-/// A cookie-only session's `Set-Cookie` header, and what it carries.
-struct Sealed {
-    header: HeaderValue,
-    id: Id,
-    expiry_date: OffsetDateTime,
-}
-
-/// The most a change ([`Session::insert`], [`Session::set_expiry`]) lets a
-/// cookie-only session's `Set-Cookie` header take: [`COOKIE_SIZE_LIMIT`] less
-/// a margin, because the cookie is sealed again after the handler with a
-/// later expiry date, whose encoding can be a few digits longer (a
-/// nanosecond field of 1 to 9 digits, day of year, hour, minute and second:
-/// at most 13 more bytes of JSON, so 20 more of base64).
-pub(crate) const CHANGE_LIMIT: usize = COOKIE_SIZE_LIMIT - 24;
-
-/// Encodes `state` as a record saved at `now` (as JSON),
-/// encrypts it into the cookie, and checks the header fits `limit`.
-fn sealed_cookie(
-    config: &Config,
-    state: &State,
-    now: OffsetDateTime,
-    limit: usize,
-) -> Result<Sealed> {
-    let policy = state.expiry.unwrap_or(config.expiry);
-    let mut data = state.data.clone();
-    if let Some(expiry) = state.expiry {
-        data.insert(EXPIRY_KEY.to_owned(), serde_json::to_value(expiry)?);
-    }
-    let record = Record {
-        id: state.id.unwrap_or_default(),
-        data,
-        expiry_date: policy.expiry_date_at(now),
-    };
-    // JSON, not the stores' MessagePack: a cookie value is text, and the
-    // private jar encrypts and base64-encodes it once; MessagePack would
-    // need a base64 pass of its own first and end up longer.
-    let json = serde_json::to_string(&record).map_err(session_core::Error::encode)?;
-    let max_age = policy.max_age_at(record.expiry_date, now);
-    let header = config.cookie.set_cookie(json, max_age).ok_or_else(|| {
-        session_core::Error::encode("the session cookie is not a valid header value")
-    })?;
-    if header.len() > limit {
-        return Err(Error::CookieTooLarge {
-            size: header.len(),
-            limit,
-        });
-    }
-    Ok(Sealed {
-        header,
-        id: record.id,
-        expiry_date: record.expiry_date,
-    })
-}
-
-fn bind(state: &mut State, mut record: Record) {
-    state.expiry = record
-        .data
-        .remove(EXPIRY_KEY)
-        .and_then(|value| serde_json::from_value(value).ok());
-    state.id = Some(record.id);
-    state.data = record.data;
-    state.expiry_date = Some(record.expiry_date);
 }
 
 impl fmt::Debug for Session {
@@ -530,85 +837,5 @@ impl fmt::Debug for Session {
             .field("store", &self.inner.store)
             .field("touched", &self.inner.touched.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::{cookie::Protection, Key};
-
-    fn cookie_only(expiry: Expiry) -> Config {
-        let mut config = Config {
-            cookie_only: true,
-            expiry,
-            ..Config::default()
-        };
-        config.cookie.protection = Protection::Private(Key::generate().into());
-        config
-    }
-
-    /// The largest string value under one key that a change may store, and
-    /// the data's JSON size then.
-    fn budget(config: &Config) -> (usize, usize) {
-        let mut state = State::default();
-        // Well inside the budget: only the last few hundred bytes are tried.
-        let mut fits = 2_500;
-        loop {
-            let value = Value::String("x".repeat(fits + 1));
-            state.data.insert("k".into(), value);
-            let now = OffsetDateTime::now_utc();
-            if sealed_cookie(config, &state, now, CHANGE_LIMIT).is_err() {
-                break;
-            }
-            fits += 1;
-        }
-        state
-            .data
-            .insert("k".into(), Value::String("x".repeat(fits)));
-        (fits, serde_json::to_vec(&state.data).unwrap().len())
-    }
-
-    #[test]
-    fn the_documented_budget_holds() {
-        // See "Cookie-only sessions or a store?" in the README.
-        for expiry in [
-            Expiry::default(),
-            Expiry::OnInactivity(time::Duration::days(14)),
-        ] {
-            let (_, json) = budget(&cookie_only(expiry));
-            println!("{expiry:?}: {json} bytes of JSON data");
-            assert!((2_850..=2_900).contains(&json), "{expiry:?}: {json}");
-        }
-    }
-
-    #[test]
-    fn what_a_change_may_store_always_fits_when_written() {
-        let config = cookie_only(Expiry::OnInactivity(time::Duration::days(14)));
-        let (fits, _) = budget(&config);
-        let mut state = State::default();
-        state
-            .data
-            .insert("k".into(), Value::String("x".repeat(fits)));
-        for _ in 0..200 {
-            let now = OffsetDateTime::now_utc();
-            let sealed = sealed_cookie(&config, &state, now, COOKIE_SIZE_LIMIT).unwrap();
-            assert!(sealed.header.len() <= COOKIE_SIZE_LIMIT);
-        }
-        state
-            .data
-            .insert("k".into(), Value::String("x".repeat(fits + 40)));
-        let error = sealed_cookie(
-            &config,
-            &state,
-            OffsetDateTime::now_utc(),
-            COOKIE_SIZE_LIMIT,
-        )
-        .err()
-        .unwrap();
-        assert!(
-            matches!(error, Error::CookieTooLarge { limit: COOKIE_SIZE_LIMIT, size } if size > COOKIE_SIZE_LIMIT)
-        );
     }
 }

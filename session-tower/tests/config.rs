@@ -10,7 +10,7 @@ use common::*;
 use session_core::time::Duration;
 use session_memory::MemoryStore;
 use session_tower::{
-    config::{Backend, ConfigError, DEFAULT_PREFIX},
+    config::{Backend, ConfigError, CookieKeys, DEFAULT_PREFIX},
     SameSite, SessionConfig, SessionManagerLayer,
 };
 
@@ -97,7 +97,18 @@ fn cookie_only_needs_encryption_keys_and_names_the_variable() {
     let message = error.unwrap_err().to_string();
     assert!(message.starts_with("SESSION_ENCRYPTION_KEYS"), "{message}");
 
-    let signed = config(&["APP_SESSION_"], &[("SESSION_SIGNING_KEYS", &hex_key(3))]).unwrap();
+    // Signing keys are not enough: the record would be readable. The keys
+    // must really be loaded for this to test anything.
+    let signed = config(
+        &["APP_SESSION_"],
+        &[("APP_SESSION_SIGNING_KEYS", &hex_key(3))],
+    )
+    .unwrap();
+    assert!(
+        matches!(signed.keys(), CookieKeys::Signing(keys) if keys.len() == 1),
+        "the signing key was not read: {:?}",
+        signed.keys()
+    );
     let message = signed.cookie_only_layer().unwrap_err().to_string();
     assert!(
         message.starts_with("APP_SESSION_ENCRYPTION_KEYS"),
@@ -183,4 +194,109 @@ async fn memory_and_custom_store_names_apply_to_a_store_layer() {
         assert_eq!(cookie.name(), "app");
         assert!(cookie.value().parse::<session_core::Id>().is_ok());
     }
+}
+
+#[test]
+fn a_ttl_too_large_for_a_date_is_refused_at_start_up() {
+    // Each fits in an i64 of seconds, none in a date before year 9999.
+    for ttl in [
+        "9999999999999",
+        "3000000000000s",
+        "99999999999m",
+        "9999999999h",
+        "4000000d",
+    ] {
+        let error = config(&[DEFAULT_PREFIX], &[("SESSION_TTL", ttl)])
+            .expect_err(ttl)
+            .to_string();
+        assert!(error.starts_with("SESSION_TTL"), "{error}");
+        assert!(error.contains("before year 9999"), "{error}");
+    }
+    // The largest sensible ones still work, and build a valid layer.
+    for ttl in ["36500d", "876000h"] {
+        let config = config(&[DEFAULT_PREFIX], &[("SESSION_TTL", ttl)]).unwrap();
+        config
+            .apply(SessionManagerLayer::new(MemoryStore::default()))
+            .validate()
+            .unwrap();
+    }
+}
+
+#[test]
+fn values_that_could_be_secrets_are_never_echoed() {
+    for (variable, value, secret) in [
+        (
+            "SESSION_BACKEND",
+            "redis://:hunter2@db.internal:6379",
+            "hunter2",
+        ),
+        (
+            "SESSION_BACKEND",
+            "postgres://app:s3cr3t@db/sessions",
+            "s3cr3t",
+        ),
+        (
+            "SESSION_TTL",
+            "token=abcdefghijklmnopqrstuvwxyz0123",
+            "abcdefghijklmnop",
+        ),
+        (
+            "SESSION_COOKIE_DOMAIN",
+            "user:pa55word@example.com",
+            "pa55word",
+        ),
+        ("SESSION_COOKIE_SECURE", "Tr0ub4dor&3", "Tr0ub4dor"),
+    ] {
+        let error = config(&[DEFAULT_PREFIX], &[(variable, value)]).expect_err(value);
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains(variable), "{shown}");
+            assert!(
+                shown.contains(&format!("<redacted, {} bytes>", value.len())),
+                "{shown}"
+            );
+        }
+    }
+    // A plain typo is still shown, to help whoever fixes it.
+    let error = config(&[DEFAULT_PREFIX], &[("SESSION_TTL", "10w")]).unwrap_err();
+    assert!(error.to_string().contains("\"10w\""), "{error}");
+}
+
+#[test]
+fn a_host_prefixed_name_needs_its_attributes() {
+    let ok = config(&[DEFAULT_PREFIX], &[("SESSION_COOKIE_NAME", "__Host-id")]).unwrap();
+    ok.apply(SessionManagerLayer::new(MemoryStore::default()))
+        .validate()
+        .unwrap();
+    for (vars, variable) in [
+        (vec![("SESSION_COOKIE_PATH", "/app")], "SESSION_COOKIE_PATH"),
+        (
+            vec![("SESSION_COOKIE_DOMAIN", "example.com")],
+            "SESSION_COOKIE_DOMAIN",
+        ),
+        (
+            vec![
+                ("SESSION_COOKIE_SECURE", "false"),
+                ("SESSION_ALLOW_INSECURE", "true"),
+            ],
+            "SESSION_COOKIE_SECURE",
+        ),
+    ] {
+        let mut vars = vars;
+        vars.push(("SESSION_COOKIE_NAME", "__Host-id"));
+        let message = config(&[DEFAULT_PREFIX], &vars).unwrap_err().to_string();
+        assert!(message.starts_with(variable), "{message}");
+        assert!(message.contains("__Host-"), "{message}");
+    }
+    let message = config(
+        &[DEFAULT_PREFIX],
+        &[
+            ("SESSION_COOKIE_NAME", "__Secure-id"),
+            ("SESSION_COOKIE_SECURE", "false"),
+            ("SESSION_ALLOW_INSECURE", "true"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.starts_with("SESSION_COOKIE_SECURE"), "{message}");
 }

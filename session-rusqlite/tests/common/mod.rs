@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use session_core::{async_trait, ExpiredDeletion, Id, Record, Result, SessionStore};
+use session_core::{
+    async_trait, time::OffsetDateTime, ExpiredDeletion, Id, Record, Result, SessionStore, Update,
+};
 use session_rusqlite::RusqliteStore;
 use tempfile::TempDir;
 
@@ -59,6 +61,26 @@ impl SessionStore for TempStore {
 
     async fn delete(&self, session_id: &Id) -> Result<()> {
         self.store.delete(session_id).await
+    }
+
+    async fn update(&self, record: &mut Record) -> Result<Update> {
+        self.store.update(record).await
+    }
+
+    async fn touch(&self, session_id: &Id, expiry_date: OffsetDateTime) -> Result<bool> {
+        self.store.touch(session_id, expiry_date).await
+    }
+
+    async fn touch_many(&self, touches: &[(Id, OffsetDateTime)]) -> Result<Vec<bool>> {
+        self.store.touch_many(touches).await
+    }
+
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Record>> {
+        self.store.sessions_of_user(user_id).await
+    }
+
+    async fn delete_sessions_of_user(&self, user_id: &str, keep: Option<&Id>) -> Result<u64> {
+        self.store.delete_sessions_of_user(user_id, keep).await
     }
 }
 

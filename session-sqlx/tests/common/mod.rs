@@ -86,6 +86,25 @@ where
     }
 }
 
+/// What a test reads or writes in a store's table behind the store's back:
+/// each dialect's SQL, so the checks below are written once.
+#[allow(async_fn_in_trait)]
+pub trait RawTable {
+    /// How many rows of the table have this user id, expired ones included.
+    async fn rows_of_user(&self, user_id: &str) -> i64;
+
+    /// Overwrites the stored version of a row, as something else might.
+    async fn set_version(&self, id: &Id, version: i64);
+}
+
+/// Takes the migration lock of PostgresStore::migrate on the test schema and
+/// creates the schema: `CREATE SCHEMA IF NOT EXISTS` alone fails when two
+/// test processes run it at once.
+#[cfg(feature = "postgres")]
+pub const PG_CREATE_TEST_SCHEMA: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('session-sqlx migrate session_sqlx_test')); \
+     CREATE SCHEMA IF NOT EXISTS session_sqlx_test;";
+
 #[cfg(feature = "postgres")]
 pub mod postgres {
     use session_sqlx::{sqlx::postgres::PgPoolOptions, PostgresStore};
@@ -180,6 +199,30 @@ pub mod postgres {
             .connect_lazy("postgres://postgres@127.0.0.1:1/test")
             .expect("lazy pool");
         PostgresStore::new(pool)
+    }
+
+    impl RawTable for PostgresStore {
+        async fn rows_of_user(&self, user_id: &str) -> i64 {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE user_id = $1",
+                qualified(self)
+            );
+            sqlx::query_scalar(&sql)
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await
+                .expect("count the user's rows")
+        }
+
+        async fn set_version(&self, id: &Id, version: i64) {
+            let sql = format!("UPDATE {} SET version = $1 WHERE id = $2", qualified(self));
+            sqlx::query(&sql)
+                .bind(version)
+                .bind(id.to_string())
+                .execute(self.pool())
+                .await
+                .expect("overwrite the version");
+        }
     }
 
     pub fn qualified(store: &PostgresStore) -> String {
@@ -286,6 +329,27 @@ pub mod mysql {
         MySqlStore::new(pool)
     }
 
+    impl RawTable for MySqlStore {
+        async fn rows_of_user(&self, user_id: &str) -> i64 {
+            let sql = format!("SELECT COUNT(*) FROM {} WHERE user_id = ?", qualified(self));
+            sqlx::query_scalar(&sql)
+                .bind(user_id.as_bytes())
+                .fetch_one(self.pool())
+                .await
+                .expect("count the user's rows")
+        }
+
+        async fn set_version(&self, id: &Id, version: i64) {
+            let sql = format!("UPDATE {} SET version = ? WHERE id = ?", qualified(self));
+            sqlx::query(&sql)
+                .bind(version)
+                .bind(id.to_string())
+                .execute(self.pool())
+                .await
+                .expect("overwrite the version");
+        }
+    }
+
     pub fn qualified(store: &MySqlStore) -> String {
         match store.schema_name() {
             Some(schema) => format!("`{schema}`.`{}`", store.table_name()),
@@ -388,6 +452,33 @@ pub mod sqlite {
         }
     }
 
+    impl RawTable for SqliteStore {
+        async fn rows_of_user(&self, user_id: &str) -> i64 {
+            let sql = format!(
+                "SELECT count(*) FROM \"{}\" WHERE user_id = ?1",
+                self.table_name()
+            );
+            sqlx::query_scalar(&sql)
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await
+                .expect("count the user's rows")
+        }
+
+        async fn set_version(&self, id: &Id, version: i64) {
+            let sql = format!(
+                "UPDATE \"{}\" SET version = ?1 WHERE id = ?2",
+                self.table_name()
+            );
+            sqlx::query(&sql)
+                .bind(version)
+                .bind(id.to_string())
+                .execute(self.pool())
+                .await
+                .expect("overwrite the version");
+        }
+    }
+
     /// A store whose database cannot be opened: its directory is missing.
     pub fn unreachable_store() -> SqliteStore {
         let options = SqliteConnectOptions::new()
@@ -408,8 +499,11 @@ pub mod checks {
     use serde_json::json;
     use session_core::{
         time::{Duration, OffsetDateTime},
-        ExpiredDeletion, Id, Record, SessionStore,
+        ExpiredDeletion, Id, Record, SessionStore, Update,
     };
+    use session_sqlx::{InvalidUserId, MAX_USER_ID_LEN};
+
+    use super::RawTable;
 
     fn record(id: Id, expiry_date: OffsetDateTime, tag: &str) -> Record {
         let mut record = Record::new(expiry_date);
@@ -560,6 +654,7 @@ pub mod checks {
     pub async fn unreachable_is_a_backend_error<S: ExpiredDeletion>(store: &S) {
         let fresh = record(Id::default(), soon(), "x");
         let mut created = fresh.clone();
+        let mut updated = fresh.clone();
         // At once: each waits out the pool's acquire timeout.
         let (create, save, load, delete, delete_expired) = tokio::join!(
             store.create(&mut created),
@@ -568,17 +663,48 @@ pub mod checks {
             store.delete(&fresh.id),
             store.delete_expired(),
         );
+        let (update, touch, list, delete_of_user) = tokio::join!(
+            store.update(&mut updated),
+            store.touch(&fresh.id, soon()),
+            store.sessions_of_user("alice"),
+            store.delete_sessions_of_user("alice", Some(&fresh.id)),
+        );
         let results = [
             ("create", create.err()),
             ("save", save.err()),
             ("load", load.err()),
             ("delete", delete.err()),
             ("delete_expired", delete_expired.err()),
+            ("update", update.err()),
+            ("touch", touch.err()),
+            ("sessions_of_user", list.err()),
+            ("delete_sessions_of_user", delete_of_user.err()),
         ];
         for (operation, error) in results {
             let error = error.unwrap_or_else(|| panic!("{operation} succeeded without a server"));
             assert_backend(operation, &error);
         }
+    }
+
+    /// `create` on a table that swallows every insert (a trigger) gives up
+    /// after `MAX_CREATE_ATTEMPTS` ids with core's `NoFreeId` as the source
+    /// of a backend error, and stores nothing.
+    pub async fn create_gives_up_when_no_id_is_free<S: SessionStore>(store: &S) {
+        use session_core::support::{NoFreeId, MAX_CREATE_ATTEMPTS};
+        let mut record = record(Id::default(), soon(), "swallowed");
+        let error = store.create(&mut record).await.expect_err("create");
+        assert!(
+            error.is_backend(),
+            "expected a backend error, got {error:?}"
+        );
+        let source = error.source().expect("source kept");
+        assert_eq!(
+            source.downcast_ref::<NoFreeId>(),
+            Some(&NoFreeId {
+                attempts: MAX_CREATE_ATTEMPTS
+            })
+        );
+        assert_eq!(store.load(&record.id).await.expect("load"), None);
     }
 
     /// `error` is a backend error whose source is a `sqlx::Error`.
@@ -591,6 +717,221 @@ pub mod checks {
         assert!(
             source.downcast_ref::<sqlx::Error>().is_some(),
             "{operation}: the source is not the sqlx error: {source:?}"
+        );
+    }
+
+    fn of_user(user_id: &str, expiry_date: OffsetDateTime, tag: &str) -> Record {
+        let mut record = record(Id::default(), expiry_date, tag);
+        record.user_id = Some(user_id.to_owned());
+        record
+    }
+
+    /// The user's rows leave the table with their sessions: on `delete`, on
+    /// `delete_sessions_of_user` (the active ones; the expired ones are left
+    /// to the sweep, which is what keeps its count exact) and on the sweep.
+    pub async fn user_rows_leave_with_their_sessions<S: ExpiredDeletion + RawTable>(store: &S) {
+        let mut first = of_user("alice", soon(), "first");
+        store.create(&mut first).await.expect("create");
+        let mut second = of_user("alice", soon(), "second");
+        store.create(&mut second).await.expect("create");
+        let expired = of_user("alice", soon() - Duration::hours(2), "expired");
+        store.save(&expired).await.expect("save expired");
+        let mut bob = of_user("bob", soon(), "bob");
+        store.create(&mut bob).await.expect("create");
+        assert_eq!(store.rows_of_user("alice").await, 3);
+
+        store.delete(&first.id).await.expect("delete");
+        assert_eq!(store.rows_of_user("alice").await, 2, "delete left the row");
+        assert_eq!(
+            store
+                .delete_sessions_of_user("alice", None)
+                .await
+                .expect("delete_sessions_of_user"),
+            1,
+            "only the active session counts"
+        );
+        assert_eq!(
+            store.rows_of_user("alice").await,
+            1,
+            "the expired row waits for the sweep"
+        );
+        assert_eq!(store.delete_expired().await.expect("sweep"), 1);
+        assert_eq!(store.rows_of_user("alice").await, 0, "the sweep left a row");
+        assert_eq!(store.rows_of_user("bob").await, 1);
+        assert_eq!(store.load(&bob.id).await.expect("load"), Some(bob));
+    }
+
+    /// A user id is stored whole up to [`MAX_USER_ID_LEN`] bytes; a longer
+    /// one, or one holding NUL, is an encode error that writes nothing (no
+    /// cut version either), and looking it up finds nothing.
+    pub async fn user_ids_are_bounded_never_cut<S: SessionStore + RawTable>(store: &S) {
+        // 127 two-byte characters and one byte: exactly the limit, in bytes.
+        let longest = format!("{}x", "é".repeat(127));
+        assert_eq!(longest.len(), MAX_USER_ID_LEN);
+        let mut record = of_user(&longest, soon(), "longest");
+        store
+            .create(&mut record)
+            .await
+            .expect("create at the limit");
+        assert_eq!(
+            store.load(&record.id).await.expect("load"),
+            Some(record.clone())
+        );
+        assert_eq!(
+            store.sessions_of_user(&longest).await.expect("list"),
+            vec![record.clone()]
+        );
+
+        let too_long = format!("{longest}y");
+        let assert_refused = |error: session_core::Error, operation: &str, why: InvalidUserId| {
+            assert!(
+                error.is_encode(),
+                "{operation}: expected an encode error, got {error:?}"
+            );
+            let source = error.source().expect("source kept");
+            assert_eq!(
+                source.downcast_ref::<InvalidUserId>(),
+                Some(&why),
+                "{operation}: {source}"
+            );
+        };
+        let long = InvalidUserId::TooLong {
+            len: MAX_USER_ID_LEN + 1,
+            max: MAX_USER_ID_LEN,
+        };
+        let mut created = of_user(&too_long, soon(), "too long");
+        let error = store.create(&mut created).await.expect_err("create");
+        assert_refused(error, "create", long);
+        let saved = of_user(&too_long, soon(), "too long");
+        let error = store.save(&saved).await.expect_err("save");
+        assert_refused(error, "save", long);
+        let mut updated = record.clone();
+        updated.user_id = Some(too_long.clone());
+        let error = store.update(&mut updated).await.expect_err("update");
+        assert_refused(error, "update", long);
+        assert_eq!(updated.version, record.version, "a refused update bumped");
+        let mut nul = record.clone();
+        nul.user_id = Some("ali\0ce".into());
+        let error = store.update(&mut nul).await.expect_err("update with NUL");
+        assert_refused(error, "update with NUL", InvalidUserId::Nul);
+
+        for id in [created.id, saved.id] {
+            assert_eq!(store.load(&id).await.expect("load"), None);
+        }
+        assert_eq!(
+            store.load(&record.id).await.expect("load"),
+            Some(record.clone()),
+            "a refused update wrote"
+        );
+        assert_eq!(
+            store.rows_of_user(&longest).await,
+            1,
+            "a too long user id was cut to the limit and stored"
+        );
+        assert!(store
+            .sessions_of_user(&too_long)
+            .await
+            .expect("list")
+            .is_empty());
+        assert_eq!(
+            store
+                .delete_sessions_of_user(&too_long, None)
+                .await
+                .expect("delete_sessions_of_user"),
+            0
+        );
+        assert!(store
+            .sessions_of_user("ali\0ce")
+            .await
+            .expect("list")
+            .is_empty());
+    }
+
+    /// A stored version below zero (written by something else) is a decode
+    /// error for that session only, from every operation that reads it; it
+    /// can still be touched and deleted.
+    pub async fn negative_version_is_a_decode_error<S: SessionStore + RawTable>(store: &S) {
+        let mut corrupt = of_user("mallory", soon(), "corrupt");
+        store.create(&mut corrupt).await.expect("create");
+        let mut neighbour = of_user("mallory2", soon(), "neighbour");
+        store.create(&mut neighbour).await.expect("create");
+        store.set_version(&corrupt.id, -1).await;
+
+        let error = store.load(&corrupt.id).await.expect_err("load");
+        assert!(error.is_decode(), "load: {error:?}");
+        assert!(error.source().is_some(), "the decode error lost its source");
+        let error = store.sessions_of_user("mallory").await.expect_err("list");
+        assert!(error.is_decode(), "sessions_of_user: {error:?}");
+        // The swap misses (the versions differ); reading why decodes the row.
+        let error = store.update(&mut corrupt).await.expect_err("update");
+        assert!(error.is_decode(), "update: {error:?}");
+        assert_eq!(corrupt.version, 0);
+        assert!(store.touch(&corrupt.id, soon()).await.expect("touch"));
+
+        assert_eq!(
+            store.sessions_of_user("mallory2").await.expect("list"),
+            vec![neighbour.clone()]
+        );
+        store.delete(&corrupt.id).await.expect("delete");
+        assert_eq!(store.load(&corrupt.id).await.expect("load"), None);
+        assert_eq!(
+            store.load(&neighbour.id).await.expect("load"),
+            Some(neighbour)
+        );
+    }
+
+    /// `old` was written by the previous release, before `version` and
+    /// `user_id` existed, and its table has been migrated since: it loads at
+    /// version 0 and of no user, `update` over version 0 and `touch` work on
+    /// it, and the user index takes it in.
+    pub async fn old_session_works_after_migrate<S: ExpiredDeletion>(store: &S, old: &Record) {
+        assert_eq!((old.version, old.user_id.as_deref()), (0, None));
+        let mut loaded = store
+            .load(&old.id)
+            .await
+            .expect("load an old session")
+            .expect("the old session is still there");
+        assert_eq!(&loaded, old);
+
+        // A stale copy, as another request holds it.
+        let mut stale = loaded.clone();
+        loaded.user_id = Some("alice".into());
+        loaded.data.insert("migrated".into(), json!(true));
+        assert_eq!(
+            store.update(&mut loaded).await.expect("update"),
+            Update::Written
+        );
+        assert_eq!(loaded.version, 1);
+        assert_eq!(
+            store.update(&mut stale).await.expect("update"),
+            Update::Conflict(loaded.clone())
+        );
+
+        let later = soon() + Duration::days(1);
+        assert!(store.touch(&old.id, later).await.expect("touch"));
+        loaded.expiry_date = later;
+        assert_eq!(
+            store.load(&old.id).await.expect("load"),
+            Some(loaded.clone())
+        );
+        assert_eq!(
+            store.sessions_of_user("alice").await.expect("list"),
+            vec![loaded.clone()]
+        );
+
+        let mut fresh = of_user("alice", soon(), "new");
+        store.create(&mut fresh).await.expect("create");
+        assert_eq!(
+            store
+                .delete_sessions_of_user("alice", Some(&fresh.id))
+                .await
+                .expect("delete_sessions_of_user"),
+            1
+        );
+        assert_eq!(store.load(&old.id).await.expect("load"), None);
+        assert_eq!(
+            store.sessions_of_user("alice").await.expect("list"),
+            vec![fresh]
         );
     }
 }

@@ -26,6 +26,85 @@ pub fn routes() -> Router {
         .route("/logout", post(logout))
         .route("/expire-at/{unix}", post(expire_at))
         .route("/expiry", get(expiry))
+        .route("/set/{key}/{value}", post(set))
+        .route("/remove/{key}", post(remove))
+        .route("/clear", post(clear))
+        .route("/data", get(data))
+        .route("/login-as/{user}", post(login_as))
+        .route("/whoami", get(whoami))
+        .route("/devices", get(devices))
+        .route("/logout-others", post(logout_others))
+        .route("/end/{handle}", post(end))
+}
+
+async fn set(session: Session, Path((key, value)): Path<(String, String)>) -> Outcome<StatusCode> {
+    session.insert(&key, value).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(session: Session, Path(key): Path<String>) -> Outcome<StatusCode> {
+    session.remove_value(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clear(session: Session) -> Outcome<StatusCode> {
+    session.clear().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The session's data as sorted `key=value` pairs.
+async fn data(session: Session) -> Outcome<String> {
+    let mut pairs = Vec::new();
+    for key in ["a", "b", "c", "k", "count", "user", "device"] {
+        if let Some(value) = session.get_value(key).await? {
+            pairs.push(format!("{key}={value}"));
+        }
+    }
+    Ok(pairs.join(","))
+}
+
+/// Logs in as `user`: a new id, the user set, the device noted.
+async fn login_as(
+    session: Session,
+    Path(user): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Outcome<StatusCode> {
+    session.cycle_id().await?;
+    session.set_user_id(Some(user)).await?;
+    let device = headers
+        .get("x-device")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("unknown")
+        .to_owned();
+    session.insert("device", device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn whoami(session: Session) -> Outcome<String> {
+    Ok(session.user_id().await?.unwrap_or_default())
+}
+
+/// One line per device of the user: `handle device current`.
+async fn devices(session: Session) -> Outcome<String> {
+    let mut lines: Vec<String> = session
+        .user_sessions()
+        .await?
+        .iter()
+        .map(|device| {
+            let name: String = device.get("device").unwrap_or_default();
+            format!("{} {name} {}", device.handle(), device.is_current())
+        })
+        .collect();
+    lines.sort();
+    Ok(lines.join("\n"))
+}
+
+async fn logout_others(session: Session) -> Outcome<String> {
+    Ok(session.end_other_sessions().await?.to_string())
+}
+
+async fn end(session: Session, Path(handle): Path<String>) -> Outcome<String> {
+    Ok(session.end_user_session(&handle).await?.to_string())
 }
 
 async fn count(session: Session) -> Outcome<String> {

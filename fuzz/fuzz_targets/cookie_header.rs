@@ -1,0 +1,5 @@
+//! Fuzz target `cookie_header`: see `session_fuzz::cookie_header` for the input format and
+//! the invariants checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| session_fuzz::cookie_header(data));

@@ -1,0 +1,6 @@
+//! The bridge over `MemoryStore`.
+
+#[macro_use]
+mod common;
+
+bridge_suite!(crate::common::memory);
