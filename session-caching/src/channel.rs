@@ -59,6 +59,12 @@ pub trait Subscription: Send {
     /// The next message. An error means messages may have been lost (the
     /// connection dropped, the receiver lagged): the subscription is
     /// dropped and a new one opened.
+    ///
+    /// Must be cancel-safe: the cache drops a pending `next` whenever a
+    /// heartbeat is due and calls it again, so a break noticed by a call
+    /// that is then dropped must still be reported by the next call, never
+    /// mended behind the cache's back (a subscription that reconnects by
+    /// itself inside `next` would lose messages without a gap).
     async fn next(&mut self) -> Result<String, ChannelError>;
 }
 

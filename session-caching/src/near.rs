@@ -808,7 +808,15 @@ async fn listen<S: SessionStore>(
                     }
                     sequence += 1;
                     let Some(strong) = shared.upgrade() else { return };
-                    strong.publish(Message::Heartbeat(sequence)).await;
+                    // A publish that hangs (a pool with no free connection, a
+                    // server that stopped answering) must not keep this loop
+                    // from noticing a broken subscription: past the timeout
+                    // it counts as a heartbeat that did not come back.
+                    let heartbeat = strong.publish(Message::Heartbeat(sequence));
+                    if tokio::time::timeout(timeout, heartbeat).await.is_err() {
+                        tracing::warn!("session cache heartbeat could not be published in time; resubscribing");
+                        break;
+                    }
                     outstanding.get_or_insert((sequence, Instant::now()));
                 }
                 received = subscription.next() => {

@@ -91,6 +91,10 @@ impl InvalidationChannel for PostgresChannel {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
             .map_err(|error| ChannelError::new("could not connect a PostgreSQL listener", error))?;
+        // A lost connection must reach the cache at once, as a gap: left to
+        // itself, the listener would first reconnect (waiting for a pool
+        // connection) and only then say that it had lost one.
+        listener.eager_reconnect(false);
         listener
             .listen(&self.channel)
             .await

@@ -7,8 +7,8 @@ mod common;
 
 use std::{str::FromStr, time::Duration};
 
-use common::{nodes, nodes::Node, Faulty};
-use session_caching::PostgresChannel;
+use common::{nodes, nodes::Node, Faulty, PATIENCE};
+use session_caching::{InvalidationChannel, PostgresChannel};
 use session_core::{time::OffsetDateTime, Id};
 use session_sqlx::{
     sqlx::{
@@ -141,6 +141,66 @@ async fn a_terminated_listener_clears_bypasses_and_recovers() {
         terminate_listener(&b_name).await;
     })
     .await;
+}
+
+/// A wait for the next message that is cancelled while the lost listener
+/// connection is being replaced must not swallow the loss. The cache's loop
+/// cancels that wait at every heartbeat tick, and sqlx's listener, left to
+/// itself, reconnects inside the wait that learns of the loss: cancelled
+/// there, the next wait would quietly listen on a new connection, and what
+/// was notified in between would be lost with no gap (seen under load: the
+/// cache stayed live, serving from its cache, after its listener was
+/// killed). Forced here by holding every new connection of the pool at a
+/// gate until the test opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_is_reported_even_if_waits_are_cancelled() {
+    let name = format!("lost-{}", std::process::id());
+    let (open, gate) = tokio::sync::watch::channel(true);
+    let options = PgConnectOptions::from_str(&postgres_url())
+        .unwrap()
+        .application_name(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(PATIENCE)
+        .after_connect(move |_, _| {
+            let mut gate = gate.clone();
+            Box::pin(async move {
+                let _ = gate.wait_for(|open| *open).await;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .unwrap();
+    let channel = PostgresChannel::new(pool)
+        .with_channel_name(&channel_name())
+        .unwrap();
+    let mut subscription = channel.subscribe().await.unwrap();
+
+    open.send_replace(false);
+    terminate_listener(&name).await;
+    let mut reported = false;
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(20), subscription.next()).await {
+            Ok(Err(_)) => {
+                reported = true;
+                break;
+            }
+            Ok(Ok(message)) => panic!("a message ({message}) instead of the loss"),
+            Err(_) => {}
+        }
+    }
+    open.send_replace(true);
+    if !reported {
+        // A listener that reconnected by itself waits on as if nothing had
+        // been lost (and receives what is published from now on).
+        channel.publish("after the loss").await.unwrap();
+        let next = tokio::time::timeout(PATIENCE, subscription.next()).await;
+        assert!(
+            matches!(next, Ok(Err(_))),
+            "the loss of the listener connection was swallowed: {next:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

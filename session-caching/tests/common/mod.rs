@@ -74,6 +74,9 @@ pub struct ChannelFaults {
     pub lose_invalidations: AtomicBool,
     /// Deliver nothing to subscribers, with no error.
     pub silent: AtomicBool,
+    /// Hold every publish until this is cleared (a pool with no connection
+    /// to give, a server that stopped answering).
+    pub stall_publish: AtomicBool,
 }
 
 impl<C> Faulty<C> {
@@ -88,6 +91,9 @@ impl<C> Faulty<C> {
 #[async_trait]
 impl<C: InvalidationChannel> InvalidationChannel for Faulty<C> {
     async fn publish(&self, message: &str) -> Result<(), ChannelError> {
+        while self.faults.stall_publish.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if self.faults.lose_invalidations.load(Ordering::SeqCst) && !message.starts_with('h') {
             return Ok(());
         }

@@ -220,6 +220,28 @@ pub async fn a_silent_channel_is_found_by_heartbeats<S: SessionStore + Clone, C>
     assert!(b.wait_live(PATIENCE).await, "B did not come back");
 }
 
+/// A heartbeat that cannot be published (the publish hangs) is a gap too:
+/// the listener must not wait on the publish and stop watching its
+/// subscription. B goes down, bypasses, and comes back once publishing does.
+pub async fn a_stalled_publish_is_found_by_heartbeats<S: SessionStore + Clone, C>(
+    store: &S,
+    channel: Faulty<C>,
+) where
+    C: InvalidationChannel + Clone,
+{
+    let b = builder(store, channel.clone()).build().unwrap();
+    all_live(&[&b]).await;
+    let gaps = b.gaps();
+    channel.faults.stall_publish.store(true, Ordering::SeqCst);
+    eventually("B to notice that it cannot publish", || async {
+        b.gaps() > gaps
+    })
+    .await;
+    assert!(!b.is_live(), "B is live while it cannot publish");
+    channel.faults.stall_publish.store(false, Ordering::SeqCst);
+    assert!(b.wait_live(PATIENCE).await, "B did not come back");
+}
+
 /// Deleting a user's sessions on A clears them from B's cache too.
 pub async fn ending_a_users_sessions_reaches_every_node<S: SessionStore>(a: Node<S>, b: Node<S>) {
     let mut sessions = Vec::new();
