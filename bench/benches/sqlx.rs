@@ -9,6 +9,9 @@
 //!   insert-if-absent with no retry.
 //! - `peer`: `tower-sessions-sqlx-store` 0.15 (MessagePack; `create` is a
 //!   transaction of existence checks and an upsert).
+//! - `raw-no-expiry-index` (SQLite only): `raw` on a table of ours whose
+//!   expiry index was dropped, like the peer's table: what that index costs
+//!   each write.
 //!
 //! Each target has a table of its own, filled with the same population.
 //! Databases: `POSTGRES_URL`, `MYSQL_URL` (loopback defaults as in the
@@ -461,7 +464,7 @@ fn sqlx_mysql() {
 
 fn sqlx_sqlite() {
     let rt = runtime();
-    let (ours, raw, peer) = rt.block_on(async {
+    let contenders = rt.block_on(async {
         let ours = SqliteStore::new(sqlite_pool("ours").await);
         ours.migrate().await.expect("migrate ours");
         let raw_table = SqliteStore::new(sqlite_pool("raw").await)
@@ -470,15 +473,34 @@ fn sqlx_sqlite() {
         raw_table.migrate().await.expect("migrate raw");
         let peer = tower_sessions_sqlx_store::SqliteStore::new(sqlite_pool("peer").await);
         peer.migrate().await.expect("migrate peer");
+        // The same statements on our table without its expiry index: what
+        // the index costs each write (the peer's table has none).
+        let unindexed = SqliteStore::new(sqlite_pool("raw_unindexed").await)
+            .with_table_name("raw_unindexed")
+            .expect("names");
+        unindexed.migrate().await.expect("migrate raw_unindexed");
+        sqlx::query("DROP INDEX \"raw_unindexed_expiry_date_idx\"")
+            .execute(unindexed.pool())
+            .await
+            .expect("drop the expiry index");
         (
             Ours::new(ours).await,
             Raw::new(raw_table.pool().clone(), sqlite_sql("raw"))
                 .populate()
                 .await,
             Peer::new(peer).await,
+            Raw::new(unindexed.pool().clone(), sqlite_sql("raw_unindexed"))
+                .populate()
+                .await,
         )
     });
-    compare(&rt, "sqlx-sqlite", ours, raw, peer);
+    let (ours, raw, peer, unindexed) = contenders;
+    Contenders::new(&rt)
+        .add("ours", Arc::new(ours))
+        .add("raw", Arc::new(raw))
+        .add("peer", Arc::new(peer))
+        .add("raw-no-expiry-index", Arc::new(unindexed))
+        .run("sqlx-sqlite", &Workload::ALL);
 }
 
 fn main() {

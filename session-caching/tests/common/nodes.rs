@@ -16,12 +16,29 @@ use super::{all_live, eventually, received, record, Faulty, PATIENCE};
 /// count and hold its calls), with quick heartbeats.
 pub type Node<S> = NearCache<FaultyStore<S>>;
 
+/// How long a heartbeat may take to come back before the tests that look
+/// for a silent channel call it lost.
+pub const QUICK_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
+
+/// A node's builder: heartbeats every 100 ms, and a timeout long enough
+/// (3 s) that a loaded machine does not make a gap the test did not ask
+/// for (a gap bypasses the cache, and the tests count store calls). The
+/// tests of silent channels shorten it to [`QUICK_HEARTBEAT_TIMEOUT`].
 pub fn builder<S: SessionStore + Clone, C: InvalidationChannel>(
     store: &S,
     channel: C,
 ) -> NearCacheBuilder<FaultyStore<S>> {
     NearCache::builder(FaultyStore::new(store.clone()), channel)
-        .heartbeat(Duration::from_millis(100), Duration::from_millis(600))
+        .heartbeat(Duration::from_millis(100), Duration::from_secs(3))
+}
+
+/// A node's builder whose heartbeat is given up after
+/// [`QUICK_HEARTBEAT_TIMEOUT`].
+fn quick_builder<S: SessionStore + Clone, C: InvalidationChannel>(
+    store: &S,
+    channel: C,
+) -> NearCacheBuilder<FaultyStore<S>> {
+    builder(store, channel).heartbeat(Duration::from_millis(100), QUICK_HEARTBEAT_TIMEOUT)
 }
 
 pub async fn two<S: SessionStore + Clone, C: InvalidationChannel + Clone>(
@@ -187,15 +204,29 @@ pub async fn a_lost_invalidation_is_stale_for_at_most_the_bound<S: SessionStore 
         .store(true, Ordering::SeqCst);
     let deleted_at = tokio::time::Instant::now();
     a.delete(&session.id).await.unwrap();
-    eventually("B's stale entry to age out", || async {
-        b.load(&session.id).await.unwrap().is_none()
-    })
-    .await;
-    let stale_for = deleted_at.elapsed();
-    assert!(
-        stale_for <= bound + Duration::from_millis(250),
-        "served stale for {stale_for:?}, bound {bound:?}"
-    );
+    // When the last read that served the deleted session began: the bound
+    // holds if no read that began past it served the session. A read's
+    // start is taken before it runs, so a slow machine can only make a
+    // read look earlier than it was, never a legitimate one look late.
+    let mut last_stale_read = None;
+    loop {
+        let began = deleted_at.elapsed();
+        if b.load(&session.id).await.unwrap().is_none() {
+            break;
+        }
+        last_stale_read = Some(began);
+        assert!(began < PATIENCE, "B's stale entry never aged out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Slack for the cache's clock only (an expiry is checked against a
+    // reading of it), not for scheduling.
+    let slack = Duration::from_millis(20);
+    if let Some(began) = last_stale_read {
+        assert!(
+            began <= bound + slack,
+            "a read begun {began:?} after the delete served the deleted session; bound {bound:?}"
+        );
+    }
     channel
         .faults
         .lose_invalidations
@@ -211,7 +242,7 @@ pub async fn a_silent_channel_is_found_by_heartbeats<S: SessionStore + Clone, C>
 ) where
     C: InvalidationChannel + Clone,
 {
-    let b = builder(store, channel.clone()).build().unwrap();
+    let b = quick_builder(store, channel.clone()).build().unwrap();
     all_live(&[&b]).await;
     let gaps = b.gaps();
     channel.faults.silent.store(true, Ordering::SeqCst);
@@ -229,7 +260,7 @@ pub async fn a_stalled_publish_is_found_by_heartbeats<S: SessionStore + Clone, C
 ) where
     C: InvalidationChannel + Clone,
 {
-    let b = builder(store, channel.clone()).build().unwrap();
+    let b = quick_builder(store, channel.clone()).build().unwrap();
     all_live(&[&b]).await;
     let gaps = b.gaps();
     channel.faults.stall_publish.store(true, Ordering::SeqCst);
@@ -297,7 +328,9 @@ where
         0,
         "no touch reached the store"
     );
-    assert_eq!(a.pending_touches(), sessions.len());
+    // A write-back may have run between two rounds and taken what was
+    // absorbed so far; nothing else empties the queue.
+    assert!(a.pending_touches() <= sessions.len());
     let expected = later + session_core::time::Duration::seconds(4);
     eventually("the write-back of every touched session", || async {
         for session in &sessions {
@@ -315,12 +348,16 @@ where
     .await;
     assert_eq!(a.pending_touches(), 0);
     assert_eq!(
-        (
-            faults.calls(Operation::Touch),
-            faults.calls(Operation::TouchMany)
-        ),
-        (0, 1),
-        "one batch written, not one touch per touch absorbed"
+        faults.calls(Operation::Touch),
+        0,
+        "not one touch per touch absorbed"
+    );
+    // One batch, or two when a write-back ran while the rounds were under
+    // way: 100 touches absorbed either way.
+    assert!(
+        (1..=2).contains(&faults.calls(Operation::TouchMany)),
+        "written back in {} batches",
+        faults.calls(Operation::TouchMany)
     );
 
     // Pending at shutdown: flushed.
