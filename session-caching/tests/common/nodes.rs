@@ -3,14 +3,18 @@
 //! Redis pub/sub and PostgreSQL LISTEN/NOTIFY.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::{future::Future, sync::atomic::Ordering, time::Duration};
+use std::{
+    future::Future,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use serde_json::json;
 use session_caching::{InvalidationChannel, NearCache, NearCacheBuilder};
 use session_core::{SessionStore, Update};
 use session_testkit::{FaultyStore, Operation, When};
 
-use super::{all_live, eventually, received, record, Faulty, PATIENCE};
+use super::{all_live, eventually, received, record, ChannelFaults, Faulty, PATIENCE};
 
 /// A node: a cache over its own handle on the shared store (faulty, to
 /// count and hold its calls), with quick heartbeats.
@@ -242,13 +246,7 @@ pub async fn a_silent_channel_is_found_by_heartbeats<S: SessionStore + Clone, C>
 ) where
     C: InvalidationChannel + Clone,
 {
-    let b = quick_builder(store, channel.clone()).build().unwrap();
-    all_live(&[&b]).await;
-    let gaps = b.gaps();
-    channel.faults.silent.store(true, Ordering::SeqCst);
-    eventually("B to notice the silence", || async { b.gaps() > gaps }).await;
-    channel.faults.silent.store(false, Ordering::SeqCst);
-    assert!(b.wait_live(PATIENCE).await, "B did not come back");
+    found_by_heartbeats(store, channel, |faults| &faults.silent, "the silence").await;
 }
 
 /// A heartbeat that cannot be published (the publish hangs) is a gap too:
@@ -260,16 +258,32 @@ pub async fn a_stalled_publish_is_found_by_heartbeats<S: SessionStore + Clone, C
 ) where
     C: InvalidationChannel + Clone,
 {
+    found_by_heartbeats(
+        store,
+        channel,
+        |faults| &faults.stall_publish,
+        "that it cannot publish",
+    )
+    .await;
+}
+
+/// With `fault` on, B must notice (`what`) and stay down; with it off
+/// again, B must come back by itself.
+async fn found_by_heartbeats<S: SessionStore + Clone, C>(
+    store: &S,
+    channel: Faulty<C>,
+    fault: impl Fn(&ChannelFaults) -> &AtomicBool,
+    what: &str,
+) where
+    C: InvalidationChannel + Clone,
+{
     let b = quick_builder(store, channel.clone()).build().unwrap();
     all_live(&[&b]).await;
     let gaps = b.gaps();
-    channel.faults.stall_publish.store(true, Ordering::SeqCst);
-    eventually("B to notice that it cannot publish", || async {
-        b.gaps() > gaps
-    })
-    .await;
-    assert!(!b.is_live(), "B is live while it cannot publish");
-    channel.faults.stall_publish.store(false, Ordering::SeqCst);
+    fault(&channel.faults).store(true, Ordering::SeqCst);
+    eventually(&format!("B to notice {what}"), || async { b.gaps() > gaps }).await;
+    assert!(!b.is_live(), "B is live while it cannot hear itself");
+    fault(&channel.faults).store(false, Ordering::SeqCst);
     assert!(b.wait_live(PATIENCE).await, "B did not come back");
 }
 
