@@ -160,6 +160,11 @@ impl<S: SessionStore> NearCacheBuilder<S> {
     /// (defaults: every second, 5 seconds). A heartbeat that does not come
     /// back (a half-open connection) is a gap: the cache is cleared and
     /// bypassed until a new subscription is confirmed.
+    ///
+    /// `timeout` also bounds how long a write waits for its invalidation to
+    /// be published: past it the write returns (it is in the store), the
+    /// failure is logged, and other processes' copies age out within the
+    /// staleness bound, as for any lost message.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat_interval = interval;
         self.heartbeat_timeout = timeout;
@@ -212,6 +217,7 @@ impl<S: SessionStore> NearCacheBuilder<S> {
             write_back: self.write_back.is_some(),
             received: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
+            publish_timeout: self.heartbeat_timeout,
         });
         let (stop, stopped) = watch::channel(false);
         let mut handles = vec![runtime.spawn(listen(
@@ -287,6 +293,16 @@ struct Shared<S> {
     received: AtomicU64,
     /// How many times the channel went down (each cleared the cache).
     gaps: AtomicU64,
+    /// How long a publish may take (the heartbeat timeout).
+    publish_timeout: Duration,
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Published {
+    Sent,
+    Failed,
+    TimedOut,
 }
 
 /// Counts `name` with `labels` when the `metrics` feature is on.
@@ -431,13 +447,23 @@ impl<S: SessionStore> Shared<S> {
         tracing::debug!("session cache channel live");
     }
 
-    /// Tells every other process that these ids changed. A failure is
-    /// logged: the store write it follows stands, and other processes'
-    /// copies still age out within the staleness bound.
-    async fn publish(&self, message: Message<'_>) {
+    /// Tells every other process that these ids changed. A failure, or a
+    /// publish that takes longer than the heartbeat timeout (a pool with no
+    /// connection to give, a server that stopped answering), is logged: the
+    /// store write it follows stands, and other processes' copies still age
+    /// out within the staleness bound.
+    async fn publish(&self, message: Message<'_>) -> Published {
         let text = message.encode(self.node);
-        if let Err(error) = self.channel.publish(&text).await {
-            tracing::warn!(%error, "session cache could not publish to its channel");
+        match tokio::time::timeout(self.publish_timeout, self.channel.publish(&text)).await {
+            Ok(Ok(())) => Published::Sent,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "session cache could not publish to its channel");
+                Published::Failed
+            }
+            Err(_) => {
+                tracing::warn!("session cache gave up publishing to its channel (timed out)");
+                Published::TimedOut
+            }
         }
     }
 
@@ -812,8 +838,8 @@ async fn listen<S: SessionStore>(
                     // server that stopped answering) must not keep this loop
                     // from noticing a broken subscription: past the timeout
                     // it counts as a heartbeat that did not come back.
-                    let heartbeat = strong.publish(Message::Heartbeat(sequence));
-                    if tokio::time::timeout(timeout, heartbeat).await.is_err() {
+                    let heartbeat = strong.publish(Message::Heartbeat(sequence)).await;
+                    if matches!(heartbeat, Published::TimedOut) {
                         tracing::warn!("session cache heartbeat could not be published in time; resubscribing");
                         break;
                     }

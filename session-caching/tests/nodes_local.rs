@@ -66,6 +66,16 @@ async fn a_stalled_publish_is_found_by_heartbeats() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_not_held_up_by_a_stalled_channel() {
+    let store = MemoryStore::default();
+    nodes::a_write_is_not_held_up_by_a_stalled_channel(
+        &store,
+        Faulty::new(LocalChannel::default()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_a_users_sessions_reaches_every_node() {
     let store = MemoryStore::default();
     let (a, b) = two(&store, &LocalChannel::default()).await;

@@ -287,6 +287,29 @@ async fn found_by_heartbeats<S: SessionStore + Clone, C>(
     assert!(b.wait_live(PATIENCE).await, "B did not come back");
 }
 
+/// A write is not held up by a channel whose publish hangs: it is done in
+/// the store, and it returns once the publish is given up (after the
+/// heartbeat timeout), not when the channel comes back.
+pub async fn a_write_is_not_held_up_by_a_stalled_channel<S: SessionStore + Clone, C>(
+    store: &S,
+    channel: Faulty<C>,
+) where
+    C: InvalidationChannel + Clone,
+{
+    let a = quick_builder(store, channel.clone()).build().unwrap();
+    all_live(&[&a]).await;
+    let mut session = record(1);
+    a.create(&mut session).await.unwrap();
+    channel.faults.stall_publish.store(true, Ordering::SeqCst);
+    let deleted = tokio::time::timeout(PATIENCE, a.delete(&session.id)).await;
+    channel.faults.stall_publish.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(deleted, Ok(Ok(()))),
+        "the delete waited on the stalled channel: {deleted:?}"
+    );
+    assert_eq!(store.load(&session.id).await.unwrap(), None);
+}
+
 /// Deleting a user's sessions on A clears them from B's cache too.
 pub async fn ending_a_users_sessions_reaches_every_node<S: SessionStore>(a: Node<S>, b: Node<S>) {
     let mut sessions = Vec::new();
