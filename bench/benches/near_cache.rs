@@ -22,7 +22,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bench::{runtime, Contenders, StoreTarget, Workload};
-use session_caching::{NearCache, PostgresChannel, RedisChannel};
+use session_caching::{InvalidationChannel, NearCache, PostgresChannel, RedisChannel};
 use session_core::SessionStore as _;
 use session_redis::{fred::prelude::*, RedisStore};
 use session_sqlx::{sqlx::postgres::PgPoolOptions, PostgresStore};
@@ -64,29 +64,7 @@ fn main() {
             .with_table_name("bench_near_cache")
             .expect("table name");
         store.migrate().await.expect("migrate");
-        let build = |write_back: bool| {
-            let builder = NearCache::builder(
-                FaultyStore::new(store.clone()),
-                PostgresChannel::new(pool.clone()),
-            )
-            .max_staleness(Duration::from_secs(3_600));
-            let builder = if write_back {
-                builder.touch_write_back(Duration::from_secs(1))
-            } else {
-                builder
-            };
-            builder.build().expect("build the cache")
-        };
-        let (near, write_back, other) = (build(false), build(true), build(false));
-        for cache in [&near, &write_back, &other] {
-            assert!(cache.wait_live(Duration::from_secs(10)).await);
-        }
-        (
-            Arc::new(StoreTarget::populated(FaultyStore::new(store), POPULATION).await),
-            Arc::new(StoreTarget::populated(near, POPULATION).await),
-            Arc::new(StoreTarget::populated(write_back, POPULATION).await),
-            other,
-        )
+        nodes(store, || PostgresChannel::new(pool.clone())).await
     });
     run(&runtime, "postgres", &store, &near, &write_back);
     two_nodes(&runtime, "postgres", &store, &near, other);
@@ -99,30 +77,51 @@ fn main() {
             .expect("build the pool");
         pool.init().await.expect("connect to Redis");
         let store = RedisStore::new(pool.clone()).with_key_prefix("bench-near-cache");
-        let build = |write_back: bool| {
-            let channel = RedisChannel::new(pool.next().clone(), config.clone());
-            let builder = NearCache::builder(FaultyStore::new(store.clone()), channel)
-                .max_staleness(Duration::from_secs(3_600));
-            let builder = if write_back {
-                builder.touch_write_back(Duration::from_secs(1))
-            } else {
-                builder
-            };
-            builder.build().expect("build the cache")
-        };
-        let (near, write_back, other) = (build(false), build(true), build(false));
-        for cache in [&near, &write_back, &other] {
-            assert!(cache.wait_live(Duration::from_secs(10)).await);
-        }
-        (
-            Arc::new(StoreTarget::populated(FaultyStore::new(store), POPULATION).await),
-            Arc::new(StoreTarget::populated(near, POPULATION).await),
-            Arc::new(StoreTarget::populated(write_back, POPULATION).await),
-            other,
-        )
+        nodes(store, || {
+            RedisChannel::new(pool.next().clone(), config.clone())
+        })
+        .await
     });
     run(&runtime, "redis", &store, &near, &write_back);
     two_nodes(&runtime, "redis", &store, &near, other);
+}
+
+/// What [`nodes`] makes.
+type Nodes<S> = (
+    Arc<StoreTarget<FaultyStore<S>>>,
+    Arc<StoreTarget<NearCache<FaultyStore<S>>>>,
+    Arc<StoreTarget<NearCache<FaultyStore<S>>>>,
+    NearCache<FaultyStore<S>>,
+);
+
+/// The store, a near cache, one with touch write-back (each populated as a
+/// target) and a second plain cache for the two-node runs, all over `store`,
+/// each cache on a channel of its own from `channel`, all live.
+async fn nodes<S, C>(store: S, channel: impl Fn() -> C) -> Nodes<S>
+where
+    S: session_core::SessionStore + Clone,
+    C: InvalidationChannel,
+{
+    let build = |write_back: bool| {
+        let builder = NearCache::builder(FaultyStore::new(store.clone()), channel())
+            .max_staleness(Duration::from_secs(3_600));
+        let builder = if write_back {
+            builder.touch_write_back(Duration::from_secs(1))
+        } else {
+            builder
+        };
+        builder.build().expect("build the cache")
+    };
+    let (near, write_back, other) = (build(false), build(true), build(false));
+    for cache in [&near, &write_back, &other] {
+        assert!(cache.wait_live(Duration::from_secs(10)).await);
+    }
+    (
+        Arc::new(StoreTarget::populated(FaultyStore::new(store), POPULATION).await),
+        Arc::new(StoreTarget::populated(near, POPULATION).await),
+        Arc::new(StoreTarget::populated(write_back, POPULATION).await),
+        other,
+    )
 }
 
 /// A target that counts the touches it is asked for.

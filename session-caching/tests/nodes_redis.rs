@@ -165,40 +165,27 @@ async fn over_a_cluster_a_logout_on_one_node_is_not_served_by_another() {
     nodes::a_logout_on_one_node_is_not_served_by_another(a, b).await;
 }
 
+/// A live `NearCache` over a Redis store at `url`, through a Redis channel:
+/// what the conformance suites run on.
+async fn suite_cache(url: String) -> session_caching::NearCache<Store> {
+    let cache =
+        session_caching::NearCache::builder(store(&url).await, channel(&url, "suite").await)
+            .build()
+            .unwrap();
+    assert!(cache.wait_live(common::PATIENCE).await);
+    cache
+}
+
 /// The conformance suite on a `NearCache` over a Redis store, through a
 /// Redis channel, standalone and cluster.
 mod conformance {
-    use session_caching::NearCache;
-
     use super::*;
 
-    session_testkit::conformance_suite!(
-        || async {
-            let url = redis_url();
-            let cache = NearCache::builder(store(&url).await, channel(&url, "suite").await)
-                .build()
-                .unwrap();
-            assert!(cache.wait_live(common::PATIENCE).await);
-            cache
-        },
-        sweep = native
-    );
+    session_testkit::conformance_suite!(|| suite_cache(redis_url()), sweep = native);
 }
 
 mod conformance_cluster {
-    use session_caching::NearCache;
-
     use super::*;
 
-    session_testkit::conformance_suite!(
-        || async {
-            let url = cluster_url();
-            let cache = NearCache::builder(store(&url).await, channel(&url, "suite").await)
-                .build()
-                .unwrap();
-            assert!(cache.wait_live(common::PATIENCE).await);
-            cache
-        },
-        sweep = native
-    );
+    session_testkit::conformance_suite!(|| suite_cache(cluster_url()), sweep = native);
 }
