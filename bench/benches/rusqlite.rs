@@ -22,7 +22,8 @@ use std::{
 };
 
 use bench::{
-    population, runtime, sample_record, Contenders, Settings, StoreTarget, Target, Workload,
+    changed_data, population, runtime, sample_record, Contenders, Flips, Settings, StoreTarget,
+    Target, Workload,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use session_core::{codec, time::OffsetDateTime, Id};
@@ -100,6 +101,9 @@ struct Raw {
     readers: Connections,
     ids: Vec<String>,
     data: Arc<Vec<u8>>,
+    /// [`changed_data`] encoded: saves of one session write the two in turn.
+    changed: Arc<Vec<u8>>,
+    flips: Flips,
     expiry: i64,
     _dir: TempDir,
 }
@@ -129,6 +133,8 @@ impl Raw {
                 .map(ToString::to_string)
                 .collect(),
             data: Arc::new(codec::encode_data(&record.data).expect("encode")),
+            changed: Arc::new(codec::encode_data(&changed_data(&record.data)).expect("encode")),
+            flips: Flips::new(POPULATION),
             expiry: micros(record.expiry_date),
             _dir: dir,
         };
@@ -190,7 +196,11 @@ impl Target for Raw {
 
     async fn save(&self, key: u64) {
         let id = self.id(key);
-        let data = Arc::clone(&self.data);
+        let data = Arc::clone(if self.flips.next(key) {
+            &self.changed
+        } else {
+            &self.data
+        });
         let expiry = self.expiry;
         self.writer
             .run(move |connection| {

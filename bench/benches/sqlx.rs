@@ -31,7 +31,9 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use bench::{population, runtime, sample_record, Contenders, Settings, Target, Workload};
+use bench::{
+    changed_data, population, runtime, sample_record, Contenders, Flips, Settings, Target, Workload,
+};
 use session_core::{codec, time::OffsetDateTime, Id, Record, SessionStore};
 use session_sqlx::{
     sqlx::{
@@ -79,9 +81,23 @@ fn pick(records: &[Record], key: u64) -> &Record {
 
 // ---- ours -----------------------------------------------------------------
 
+/// Each record with its data changed: saves of one session write the two in
+/// turn ([`Flips`]).
+fn changed(records: &[Record]) -> Vec<Record> {
+    records
+        .iter()
+        .map(|record| Record {
+            data: changed_data(&record.data),
+            ..record.clone()
+        })
+        .collect()
+}
+
 struct Ours<S> {
     store: S,
     records: Vec<Record>,
+    changed: Vec<Record>,
+    flips: Flips,
 }
 
 impl<S: SessionStore> Ours<S> {
@@ -90,7 +106,12 @@ impl<S: SessionStore> Ours<S> {
         for record in &records {
             store.save(record).await.expect("populate");
         }
-        Self { store, records }
+        Self {
+            store,
+            changed: changed(&records),
+            flips: Flips::new(records.len()),
+            records,
+        }
     }
 }
 
@@ -101,10 +122,12 @@ impl<S: SessionStore> Target for Ours<S> {
     }
 
     async fn save(&self, key: u64) {
-        self.store
-            .save(pick(&self.records, key))
-            .await
-            .expect("save");
+        let records = if self.flips.next(key) {
+            &self.changed
+        } else {
+            &self.records
+        };
+        self.store.save(pick(records, key)).await.expect("save");
     }
 
     async fn create(&self) {
@@ -133,15 +156,23 @@ fn to_peer(record: &Record) -> PeerRecord {
 struct Peer<S> {
     store: S,
     records: Vec<PeerRecord>,
+    changed: Vec<PeerRecord>,
+    flips: Flips,
 }
 
 impl<S: PeerStore> Peer<S> {
     async fn new(store: S) -> Self {
-        let records: Vec<PeerRecord> = records().iter().map(to_peer).collect();
+        let ours = records();
+        let records: Vec<PeerRecord> = ours.iter().map(to_peer).collect();
         for record in &records {
             store.save(record).await.expect("populate");
         }
-        Self { store, records }
+        Self {
+            store,
+            records,
+            changed: changed(&ours).iter().map(to_peer).collect(),
+            flips: Flips::new(ours.len()),
+        }
     }
 
     fn pick(&self, key: u64) -> &PeerRecord {
@@ -156,7 +187,12 @@ impl<S: PeerStore> Target for Peer<S> {
     }
 
     async fn save(&self, key: u64) {
-        self.store.save(self.pick(key)).await.expect("save");
+        let record = if self.flips.next(key) {
+            &self.changed[key as usize % self.changed.len()]
+        } else {
+            self.pick(key)
+        };
+        self.store.save(record).await.expect("save");
     }
 
     async fn create(&self) {
@@ -177,6 +213,9 @@ struct Raw<P> {
     pool: P,
     ids: Vec<String>,
     data: Vec<u8>,
+    /// [`changed_data`] encoded: saves of one session write the two in turn.
+    changed: Vec<u8>,
+    flips: Flips,
     expiry_date: OffsetDateTime,
     sql: RawSql,
 }
@@ -195,6 +234,8 @@ impl<P> Raw<P> {
             pool,
             ids: records().iter().map(|r| r.id.to_string()).collect(),
             data: codec::encode_data(&template.data).expect("encode"),
+            changed: codec::encode_data(&changed_data(&template.data)).expect("encode"),
+            flips: Flips::new(POPULATION),
             expiry_date: template.expiry_date,
             sql,
         }
@@ -236,9 +277,14 @@ macro_rules! raw_target {
             }
 
             async fn save(&self, key: u64) {
+                let data = if self.flips.next(key) {
+                    &self.changed
+                } else {
+                    &self.data
+                };
                 sqlx::query(&self.sql.upsert)
                     .bind(self.id(key))
-                    .bind(self.data.as_slice())
+                    .bind(data.as_slice())
                     .bind($expiry(self.expiry_date))
                     .execute(&self.pool)
                     .await

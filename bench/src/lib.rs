@@ -117,6 +117,48 @@ pub fn sample_data() -> Data {
     }
 }
 
+/// `data` with its `last_seen` moved by one second: what a save writes
+/// differs from what the one before it wrote. A backend may skip rewriting
+/// bytes it already holds (SQLite does, for a row written back unchanged),
+/// which no real save is: a session is saved because it changed.
+pub fn changed_data(data: &Data) -> Data {
+    let mut changed = data.clone();
+    let last_seen = changed
+        .get("last_seen")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    changed.insert("last_seen".to_owned(), json!(last_seen + 1));
+    changed
+}
+
+/// Which of two versions of a session the next save of it writes, per
+/// session: they take turns, so no save writes what is already stored.
+///
+/// Every target's `save` uses it (with [`changed_data`] as the second
+/// version), ours, raw and peer alike: SQLite and MariaDB skip most of the
+/// work of a write that changes nothing (SQLite leaves the row's page alone,
+/// InnoDB reports the row unchanged), and a save that only ever wrote the
+/// stored bytes back would measure that shortcut instead of a save.
+#[derive(Debug)]
+pub struct Flips(Vec<AtomicBool>);
+
+impl Flips {
+    /// One turn-taker for each of `population` sessions.
+    pub fn new(population: usize) -> Self {
+        Self(
+            (0..population.max(1))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        )
+    }
+
+    /// Whether this save of the session picked by `key` writes the second
+    /// version (every other save does).
+    pub fn next(&self, key: u64) -> bool {
+        self.0[key as usize % self.0.len()].fetch_xor(true, Ordering::Relaxed)
+    }
+}
+
 /// A record with [`sample_data`] expiring in a day.
 pub fn sample_record() -> Record {
     let mut record = Record::new(OffsetDateTime::now_utc() + session_core::time::Duration::days(1));
@@ -143,6 +185,10 @@ pub struct StoreTarget<S> {
     /// takes the record by reference) does not pay either. A task that finds
     /// the slot taken (another task on the same key) works on a copy.
     lent: Vec<std::sync::Mutex<Option<Record>>>,
+    /// Each record with one value of its data changed; saves of one session
+    /// write the two in turn (see [`changed_data`]).
+    changed: Vec<Record>,
+    flips: Flips,
     template: Record,
 }
 
@@ -168,11 +214,21 @@ impl<S: SessionStore> StoreTarget<S> {
             .iter()
             .map(|record| std::sync::Mutex::new(Some(record.clone())))
             .collect();
+        let changed = records
+            .iter()
+            .map(|record| Record {
+                data: changed_data(&record.data),
+                ..record.clone()
+            })
+            .collect();
+        let flips = Flips::new(records.len());
         Self {
             store,
             records,
             versions,
             lent,
+            changed,
+            flips,
             template,
         }
     }
@@ -194,7 +250,13 @@ impl<S: SessionStore> Target for StoreTarget<S> {
     }
 
     async fn save(&self, key: u64) {
-        self.store.save(self.pick(key)).await.expect("save");
+        let index = key as usize % self.records.len();
+        let record = if self.flips.next(key) {
+            &self.changed[index]
+        } else {
+            &self.records[index]
+        };
+        self.store.save(record).await.expect("save");
     }
 
     async fn create(&self) {
@@ -258,6 +320,10 @@ macro_rules! peer_target {
         struct $name<S> {
             store: S,
             records: Vec<$core::session::Record>,
+            /// Each record with its data changed ([`$crate::changed_data`]);
+            /// saves of one session write the two in turn.
+            changed: Vec<$core::session::Record>,
+            flips: $crate::Flips,
             template: $core::session::Record,
         }
 
@@ -279,9 +345,19 @@ macro_rules! peer_target {
                 for record in &records {
                     store.save(record).await.expect("populate the peer store");
                 }
+                let changed = records
+                    .iter()
+                    .map(|record| $core::session::Record {
+                        data: $crate::changed_data(&record.data),
+                        ..record.clone()
+                    })
+                    .collect();
+                let flips = $crate::Flips::new(records.len());
                 Self {
                     store,
                     records,
+                    changed,
+                    flips,
                     template,
                 }
             }
@@ -297,7 +373,12 @@ macro_rules! peer_target {
             }
 
             async fn save(&self, key: u64) {
-                self.store.save(self.pick(key)).await.expect("save");
+                let record = if self.flips.next(key) {
+                    &self.changed[key as usize % self.changed.len()]
+                } else {
+                    self.pick(key)
+                };
+                self.store.save(record).await.expect("save");
             }
 
             async fn create(&self) {

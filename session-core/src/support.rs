@@ -1,5 +1,6 @@
 //! What every store does alike, written once: the bounded retry of `create`
-//! on a taken id, version arithmetic that cannot overflow, names safe to
+//! on a taken id, what a missed compare-and-swap of `update` means, version
+//! arithmetic that cannot overflow, names safe to
 //! splice into a query, and the one span every store operation runs in.
 //!
 //! A store crate uses these instead of its own copies, so the rules (how many
@@ -7,7 +8,7 @@
 //! span is called and that it never carries a session id) are the same
 //! everywhere.
 
-use crate::{Error, Record, Result};
+use crate::{Error, Record, Result, Update};
 
 /// How many ids [`SessionStore::create`](crate::SessionStore::create) tries
 /// before giving up with [`NoFreeId`]. Ids are 128 random bits: a second
@@ -65,6 +66,74 @@ impl FreshIds {
         tracing::debug!("session id taken on create; drawing a new one");
         record.id = crate::Id::default();
         Ok(())
+    }
+}
+
+/// How many times [`SessionStore::update`](crate::SessionStore::update)
+/// tries its compare-and-swap when the record read after a miss holds the
+/// very version it asked for (see [`MissedSwaps`]).
+pub const MAX_UPDATE_ATTEMPTS: u32 = 3;
+
+/// The classifying half of an `update` whose compare-and-swap is one
+/// conditional write that says only whether it wrote (an SQL `UPDATE ..
+/// WHERE version = ? AND expiry_date > ?` counting its rows): after a miss
+/// the store reads the active record, and this says what the miss means.
+///
+/// The write is the atomic step; the read only tells the caller why nothing
+/// was written and what is stored now. If that read finds the very version
+/// the update expected, someone deleted the session and saved it again at
+/// that version between the two steps, and the swap is tried again, at most
+/// [`MAX_UPDATE_ATTEMPTS`] times in all (then the record read is the
+/// conflict): the bound only keeps a pathological writer from holding a
+/// caller in a loop.
+///
+/// ```
+/// use session_core::{support::MissedSwaps, Record, Result, Update};
+///
+/// /// The backend's one conditional write: whether it wrote.
+/// async fn swap(record: &Record, expected: u64) -> Result<bool> {
+///     # let _ = (record, expected);
+///     Ok(false)
+/// }
+/// /// The active record, if any.
+/// async fn read(record: &Record) -> Result<Option<Record>> {
+///     # let _ = record;
+///     Ok(None)
+/// }
+///
+/// async fn update(record: &Record, expected: u64) -> Result<Update> {
+///     let mut misses = MissedSwaps::default();
+///     loop {
+///         if swap(record, expected).await? {
+///             return Ok(Update::Written);
+///         }
+///         if let Some(answer) = misses.after(expected, read(record).await?) {
+///             return Ok(answer);
+///         }
+///     }
+/// }
+/// # let record = Record::new(session_core::time::OffsetDateTime::now_utc());
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # assert!(matches!(runtime.block_on(update(&record, 0)), Ok(Update::Gone)));
+/// ```
+#[derive(Debug, Default)]
+pub struct MissedSwaps {
+    missed: u32,
+}
+
+impl MissedSwaps {
+    /// After a compare-and-swap over `expected` wrote nothing and a read
+    /// found `current` (the active record, if any): the answer to return,
+    /// or `None` to try the swap again.
+    pub fn after(&mut self, expected: u64, current: Option<Record>) -> Option<Update> {
+        self.missed += 1;
+        match current {
+            None => Some(Update::Gone),
+            Some(current) if current.version != expected || self.missed >= MAX_UPDATE_ATTEMPTS => {
+                Some(Update::Conflict(current))
+            }
+            Some(_) => None,
+        }
     }
 }
 
@@ -196,6 +265,31 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use super::*;
+
+    #[test]
+    fn a_missed_swap_is_gone_conflict_or_tried_again_a_bounded_number_of_times() {
+        let stored = |version| Record {
+            version,
+            ..Record::new(OffsetDateTime::now_utc() + Duration::hours(1))
+        };
+        assert!(matches!(
+            MissedSwaps::default().after(3, None),
+            Some(Update::Gone)
+        ));
+        assert!(matches!(
+            MissedSwaps::default().after(3, Some(stored(4))),
+            Some(Update::Conflict(current)) if current.version == 4
+        ));
+        // The expected version read back: try again, until the bound.
+        let mut misses = MissedSwaps::default();
+        for _ in 1..MAX_UPDATE_ATTEMPTS {
+            assert!(misses.after(3, Some(stored(3))).is_none());
+        }
+        assert!(matches!(
+            misses.after(3, Some(stored(3))),
+            Some(Update::Conflict(current)) if current.version == 3
+        ));
+    }
 
     #[test]
     fn fresh_ids_are_bounded() {

@@ -12,7 +12,7 @@ use mongodb::{
 };
 use session_core::{
     async_trait, codec,
-    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds},
+    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds, MissedSwaps},
     time::OffsetDateTime,
     Error, ExpiredDeletion, Id, Record, Result, SessionStore, Update,
 };
@@ -64,12 +64,6 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// when the connection string sets none. The driver's own default is 10
 /// seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How many conditional writes `update` tries while the record it reads back
-/// after a refused one shows the caller's version again (someone `save`d it
-/// back in between). Each refused write is followed by a read, so this only
-/// bounds a pathological ping-pong of writers.
-const UPDATE_ATTEMPTS: u32 = 4;
 
 /// The store's kind in every span ([`store_span`]).
 const STORE: &str = "mongodb";
@@ -422,9 +416,8 @@ impl SessionStore for MongoDBStore {
             let next = next_version(record.version)?;
             let replacement = to_document(record, next)?;
             let expected = version_filter(record.version)?;
-            let mut attempts = 0;
+            let mut misses = MissedSwaps::default();
             loop {
-                attempts += 1;
                 let mut filter = active(&record.id, now());
                 filter.insert(VERSION_FIELD, expected.clone());
                 // The whole compare-and-swap: the server matches and replaces
@@ -440,13 +433,9 @@ impl SessionStore for MongoDBStore {
                     return Ok(Update::Written);
                 }
                 // Nothing was written; this read only says why.
-                match self.find_active(&record.id).await? {
-                    None => return Ok(Update::Gone),
-                    // Stored with the caller's version again since the write
-                    // was refused: the write may go through now.
-                    Some(current)
-                        if current.version == record.version && attempts < UPDATE_ATTEMPTS => {}
-                    Some(current) => return Ok(Update::Conflict(current)),
+                let current = self.find_active(&record.id).await?;
+                if let Some(answer) = misses.after(record.version, current) {
+                    return Ok(answer);
                 }
             }
         }

@@ -8,7 +8,7 @@ use rusqlite::{
 };
 use session_core::{
     async_trait, codec,
-    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds},
+    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds, MissedSwaps},
     time::OffsetDateTime,
     Error, ExpiredDeletion, Id, Record, Result, SessionStore, Update,
 };
@@ -451,14 +451,16 @@ impl SessionStore for RusqliteStore {
     }
 
     /// One `UPDATE .. WHERE id = ? AND version = ? AND expiry_date > now`
-    /// is the compare-and-swap. When it matches no row, a `SELECT` in the
-    /// same `BEGIN IMMEDIATE` transaction tells [`Update::Conflict`] (an
-    /// active row with another version, returned) from [`Update::Gone`];
-    /// holding the write lock, nothing can change the row in between.
+    /// is the compare-and-swap, in SQLite's own autocommit transaction.
+    /// Only when it matches no row does a `SELECT` on the same connection
+    /// tell [`Update::Conflict`] (an active row with another version,
+    /// returned) from [`Update::Gone`] ([`MissedSwaps`]); the read decides
+    /// nothing that is written.
     async fn update(&self, record: &mut Record) -> Result<Update> {
         async {
             let next = next_version(record.version)?;
-            let expected = version_to_i64(record.version)?;
+            let expected = record.version;
+            let expected_stored = version_to_i64(expected)?;
             let mut columns = Columns::of(record)?;
             columns.version = version_to_i64(next)?;
             let sql = Arc::clone(&self.sql);
@@ -466,34 +468,31 @@ impl SessionStore for RusqliteStore {
             let update = self
                 .pool
                 .write(move |connection| {
-                    let transaction = connection
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .map_err(from_sqlite)?;
-                    let now = now_micros();
-                    let written = transaction
-                        .prepare_cached(&sql.update)
-                        .and_then(|mut statement| {
-                            statement.execute(params![
-                                id.to_string(),
-                                columns.data,
-                                columns.expiry_date,
-                                columns.version,
-                                columns.user_id,
-                                expected,
-                                now,
-                            ])
-                        })
-                        .map_err(from_sqlite)?;
-                    let update = if written == 1 {
-                        Update::Written
-                    } else {
-                        match load_on(&transaction, &sql, id, now)? {
-                            Some(stored) => Update::Conflict(stored),
-                            None => Update::Gone,
+                    let key = id.to_string();
+                    let mut misses = MissedSwaps::default();
+                    loop {
+                        let written = connection
+                            .prepare_cached(&sql.update)
+                            .and_then(|mut statement| {
+                                statement.execute(params![
+                                    key,
+                                    columns.data,
+                                    columns.expiry_date,
+                                    columns.version,
+                                    columns.user_id,
+                                    expected_stored,
+                                    now_micros(),
+                                ])
+                            })
+                            .map_err(from_sqlite)?;
+                        if written == 1 {
+                            return Ok(Update::Written);
                         }
-                    };
-                    transaction.commit().map_err(from_sqlite)?;
-                    Ok(update)
+                        let current = load_on(connection, &sql, id, now_micros())?;
+                        if let Some(answer) = misses.after(expected, current) {
+                            return Ok(answer);
+                        }
+                    }
                 })
                 .await?;
             if update.is_written() {

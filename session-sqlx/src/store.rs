@@ -10,20 +10,13 @@ use std::future::Future;
 
 use session_core::{
     codec,
-    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds},
+    support::{next_version, store_span, version_from_i64, version_to_i64, FreshIds, MissedSwaps},
     time::OffsetDateTime,
     Error, Id, Record, Result, Update,
 };
 use tracing::{instrument::Instrumented, Instrument as _};
 
 use crate::error::{check_user_id, is_deadlock_victim};
-
-/// How many times `update` tries its compare-and-swap when the record it
-/// reads after a miss holds the very version it asked for: someone deleted
-/// and re-saved it at that version between the two statements. Each try is
-/// atomic; the bound only keeps a pathological writer from holding a caller
-/// in a loop.
-const UPDATE_ATTEMPTS: u32 = 3;
 
 /// How many times one statement runs while the database keeps rolling it back
 /// as a deadlock victim. A victim wrote nothing, so running it again is safe;
@@ -216,23 +209,19 @@ pub(crate) async fn update<D: Dialect>(store: &D, record: &mut Record) -> Result
     let expected = version_to_i64(record.version)?;
     let mut row = Row::new(record)?;
     row.version = version_to_i64(next)?;
-    let mut attempts = 0;
+    let mut misses = MissedSwaps::default();
     loop {
-        attempts += 1;
         // The write is one conditional statement; the read after a miss only
         // tells the caller why, and what is stored now.
         if retrying(|| store.swap_version(&row, expected, OffsetDateTime::now_utc())).await? {
             record.version = next;
             return Ok(Update::Written);
         }
-        let Some(current) = store
+        let current = store
             .select_active(&record.id, OffsetDateTime::now_utc())
-            .await?
-        else {
-            return Ok(Update::Gone);
-        };
-        if current.version != record.version || attempts >= UPDATE_ATTEMPTS {
-            return Ok(Update::Conflict(current));
+            .await?;
+        if let Some(answer) = misses.after(record.version, current) {
+            return Ok(answer);
         }
     }
 }
