@@ -11,7 +11,9 @@
 //! contender, how many store calls 1,000 touches cost; then, per store:
 //!
 //! - `load`: a cache hit (`near`, a warm `NearCache`) against the store's
-//!   own `load`;
+//!   own `load`, and against `MemoryStore::load` (an owned copy of the
+//!   record from a sharded map: the least any in-process cache can cost,
+//!   since `load` returns an owned `Record`);
 //! - `mixed` on two nodes: two `NearCache`s with their own channel
 //!   connections over one store, each operation sent to one of the two at
 //!   random, against the same two-node traffic sent to the store directly;
@@ -24,6 +26,7 @@ use std::{sync::Arc, time::Duration};
 use bench::{runtime, Contenders, StoreTarget, Workload};
 use session_caching::{InvalidationChannel, NearCache, PostgresChannel, RedisChannel};
 use session_core::SessionStore as _;
+use session_memory::MemoryStore;
 use session_redis::{fred::prelude::*, RedisStore};
 use session_sqlx::{sqlx::postgres::PgPoolOptions, PostgresStore};
 use session_testkit::{Faults, FaultyStore, Operation};
@@ -246,10 +249,14 @@ fn two_nodes<S: session_core::SessionStore + Clone>(
     near: &Arc<StoreTarget<NearCache<FaultyStore<S>>>>,
     other: NearCache<FaultyStore<S>>,
 ) {
-    // A hit against the store's own load.
+    // A hit against the store's own load, and against the cheapest owned
+    // copy any in-process cache can hand out (the memory store: a sharded
+    // map, no channel, no staleness check), the ceiling of the ratio.
+    let copy = runtime.block_on(StoreTarget::populated(MemoryStore::unbounded(), POPULATION));
     Contenders::new(runtime)
         .add("near", Arc::clone(near))
         .add("store", Arc::clone(store))
+        .add("memory-store", Arc::new(copy))
         .run(
             &format!("{name}, cache hit against the store's load"),
             &[Workload::Load],

@@ -81,19 +81,28 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
 }
 
 /// Whether a value of `data` nests deeper than [`MAX_VALUE_DEPTH`] (walked
-/// without recursion, so the check itself cannot overflow).
+/// without recursion, so the check itself cannot overflow). Only arrays and
+/// objects are queued, each with its depth, so data without them allocates
+/// nothing, and the rest one growing stack.
 fn too_deep(data: &Data) -> bool {
-    let mut pending: Vec<(&Value, usize)> = data.values().map(|value| (value, 0)).collect();
+    fn containers<'a>(
+        values: impl Iterator<Item = &'a Value>,
+        depth: usize,
+    ) -> impl Iterator<Item = (&'a Value, usize)> {
+        values
+            .filter(|value| matches!(value, Value::Array(_) | Value::Object(_)))
+            .map(move |value| (value, depth))
+    }
+    let mut pending: Vec<(&Value, usize)> = containers(data.values(), 0).collect();
     while let Some((value, depth)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(fields) => Box::new(fields.values()),
-            _ => continue,
-        };
         if depth >= MAX_VALUE_DEPTH {
             return true;
         }
-        pending.extend(children.map(|child| (child, depth + 1)));
+        match value {
+            Value::Array(items) => pending.extend(containers(items.iter(), depth + 1)),
+            Value::Object(fields) => pending.extend(containers(fields.values(), depth + 1)),
+            _ => {}
+        }
     }
     false
 }
