@@ -196,11 +196,7 @@ impl Target for Raw {
 
     async fn save(&self, key: u64) {
         let id = self.id(key);
-        let data = Arc::clone(if self.flips.next(key) {
-            &self.changed
-        } else {
-            &self.data
-        });
+        let data = Arc::clone(self.flips.pick(key, &self.data, &self.changed));
         let expiry = self.expiry;
         self.writer
             .run(move |connection| {

@@ -32,7 +32,8 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bench::{
-    changed_data, population, runtime, sample_record, Contenders, Flips, Settings, Target, Workload,
+    changed_data, changed_records, population, runtime, sample_record, Contenders, Flips, Settings,
+    Target, Workload,
 };
 use session_core::{codec, time::OffsetDateTime, Id, Record, SessionStore};
 use session_sqlx::{
@@ -81,18 +82,6 @@ fn pick(records: &[Record], key: u64) -> &Record {
 
 // ---- ours -----------------------------------------------------------------
 
-/// Each record with its data changed: saves of one session write the two in
-/// turn ([`Flips`]).
-fn changed(records: &[Record]) -> Vec<Record> {
-    records
-        .iter()
-        .map(|record| Record {
-            data: changed_data(&record.data),
-            ..record.clone()
-        })
-        .collect()
-}
-
 struct Ours<S> {
     store: S,
     records: Vec<Record>,
@@ -108,7 +97,7 @@ impl<S: SessionStore> Ours<S> {
         }
         Self {
             store,
-            changed: changed(&records),
+            changed: changed_records(&records),
             flips: Flips::new(records.len()),
             records,
         }
@@ -122,11 +111,7 @@ impl<S: SessionStore> Target for Ours<S> {
     }
 
     async fn save(&self, key: u64) {
-        let records = if self.flips.next(key) {
-            &self.changed
-        } else {
-            &self.records
-        };
+        let records = self.flips.pick(key, &self.records, &self.changed);
         self.store.save(pick(records, key)).await.expect("save");
     }
 
@@ -170,7 +155,7 @@ impl<S: PeerStore> Peer<S> {
         Self {
             store,
             records,
-            changed: changed(&ours).iter().map(to_peer).collect(),
+            changed: changed_records(&ours).iter().map(to_peer).collect(),
             flips: Flips::new(ours.len()),
         }
     }
@@ -187,11 +172,8 @@ impl<S: PeerStore> Target for Peer<S> {
     }
 
     async fn save(&self, key: u64) {
-        let record = if self.flips.next(key) {
-            &self.changed[key as usize % self.changed.len()]
-        } else {
-            self.pick(key)
-        };
+        let records = self.flips.pick(key, &self.records, &self.changed);
+        let record = &records[key as usize % records.len()];
         self.store.save(record).await.expect("save");
     }
 
@@ -277,11 +259,7 @@ macro_rules! raw_target {
             }
 
             async fn save(&self, key: u64) {
-                let data = if self.flips.next(key) {
-                    &self.changed
-                } else {
-                    &self.data
-                };
+                let data = self.flips.pick(key, &self.data, &self.changed);
                 sqlx::query(&self.sql.upsert)
                     .bind(self.id(key))
                     .bind(data.as_slice())

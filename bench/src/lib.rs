@@ -152,11 +152,27 @@ impl Flips {
         )
     }
 
-    /// Whether this save of the session picked by `key` writes the second
-    /// version (every other save does).
-    pub fn next(&self, key: u64) -> bool {
-        self.0[key as usize % self.0.len()].fetch_xor(true, Ordering::Relaxed)
+    /// The version this save of the session picked by `key` writes:
+    /// `first` and `second` in turns.
+    pub fn pick<'a, T: ?Sized>(&self, key: u64, first: &'a T, second: &'a T) -> &'a T {
+        if self.0[key as usize % self.0.len()].fetch_xor(true, Ordering::Relaxed) {
+            second
+        } else {
+            first
+        }
     }
+}
+
+/// `records` with their data changed ([`changed_data`]): the second
+/// version [`Flips`] hands out.
+pub fn changed_records(records: &[Record]) -> Vec<Record> {
+    records
+        .iter()
+        .map(|record| Record {
+            data: changed_data(&record.data),
+            ..record.clone()
+        })
+        .collect()
 }
 
 /// A record with [`sample_data`] expiring in a day.
@@ -214,13 +230,7 @@ impl<S: SessionStore> StoreTarget<S> {
             .iter()
             .map(|record| std::sync::Mutex::new(Some(record.clone())))
             .collect();
-        let changed = records
-            .iter()
-            .map(|record| Record {
-                data: changed_data(&record.data),
-                ..record.clone()
-            })
-            .collect();
+        let changed = changed_records(&records);
         let flips = Flips::new(records.len());
         Self {
             store,
@@ -250,13 +260,11 @@ impl<S: SessionStore> Target for StoreTarget<S> {
     }
 
     async fn save(&self, key: u64) {
-        let index = key as usize % self.records.len();
-        let record = if self.flips.next(key) {
-            &self.changed[index]
-        } else {
-            &self.records[index]
-        };
-        self.store.save(record).await.expect("save");
+        let records = self.flips.pick(key, &self.records, &self.changed);
+        self.store
+            .save(&records[key as usize % records.len()])
+            .await
+            .expect("save");
     }
 
     async fn create(&self) {
@@ -373,11 +381,8 @@ macro_rules! peer_target {
             }
 
             async fn save(&self, key: u64) {
-                let record = if self.flips.next(key) {
-                    &self.changed[key as usize % self.changed.len()]
-                } else {
-                    self.pick(key)
-                };
+                let records = self.flips.pick(key, &self.records, &self.changed);
+                let record = &records[key as usize % records.len()];
                 self.store.save(record).await.expect("save");
             }
 

@@ -1,7 +1,7 @@
 //! What every store does alike, written once: the bounded retry of `create`
 //! on a taken id, what a missed compare-and-swap of `update` means, version
-//! arithmetic that cannot overflow, names safe to
-//! splice into a query, and the one span every store operation runs in.
+//! arithmetic that cannot overflow, names safe to splice into a query, and
+//! the one span every store operation runs in.
 //!
 //! A store crate uses these instead of its own copies, so the rules (how many
 //! ids `create` tries, which versions exist, which names are accepted, what a
